@@ -1,0 +1,3 @@
+from voxlm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""Word timing: a cross-attention aligner, monotonic DTW over its attention, tokens -> words.
+
+The aligner attends from transcript tokens to audio encoder frames (20 ms each). Its keys come
+from the audio encoder output *before* the LLM: LLM hidden states over the audio positions have
+been mixed with the text by self-attention, so they no longer say where in time a sound was.
+At inference the attention is smoothed and a dynamic-time-warping path gives each token a span
+of frames, as in openai/whisper's ``timing.py`` (which does the same over cross-attention heads).
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+
+from voxlm.decoding import Word
+
+CONFIDENCE_METHODS = ("geometric", "mean", "min")
+
+# Probabilities are clipped to this floor before the log so a zero never gives -inf.
+_MIN_PROB = 1e-12
+
+
+class Aligner(nn.Module):
+    """Scores every (transcript token, audio frame) pair; trained on word timings.
+
+    Shape legend:
+        B  batch
+        L  transcript tokens
+        T  audio encoder frames (20 ms each)
+        Dt LLM hidden size (queries come from the LLM's last hidden states at the tokens)
+        Da audio encoder width (keys come from the encoder output, before the projector)
+        D  aligner width (``d_model``)
+    """
+
+    def __init__(self, d_text: int, d_audio: int, d_model: int = 256) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.query = nn.Sequential(
+            nn.Linear(d_text, d_model), nn.GELU(), nn.Linear(d_model, d_model)
+        )
+        # Encoder outputs differ in scale between families (Whisper vs Wav2Vec2): normalise first.
+        self.key = nn.Sequential(nn.LayerNorm(d_audio), nn.Linear(d_audio, d_model))
+
+    def forward(
+        self, text_hidden: torch.Tensor, audio_hidden: torch.Tensor, audio_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, L, Dt), (B, T, Da), (B, T) bool with True = valid -> log attention (B, L, T).
+
+        The result is float32 whatever the input dtype, so bf16 training stays stable in the
+        softmax. Invalid frames get the dtype's most negative finite value rather than -inf:
+        a row whose frames are all masked then becomes uniform instead of NaN.
+        """
+        q = self.query(text_hidden)  # (B, L, D)
+        k = self.key(audio_hidden)  # (B, T, D)
+        scores = (q @ k.transpose(1, 2)).float() / math.sqrt(self.d_model)  # (B, L, T)
+        scores = scores.masked_fill(~audio_mask[:, None, :], torch.finfo(scores.dtype).min)
+        return scores.log_softmax(dim=-1)  # (B, L, T)
+
+
+def span_targets(
+    token_word_index: list[list[int]],
+    word_frames: list[list[tuple[int, int]]],
+    n_frames: int,
+    valid_frames: list[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training targets for the aligner: each token attends uniformly over its word's frames.
+
+    ``token_word_index[b][j]`` is the index into ``word_frames[b]`` of the word that token ``j``
+    belongs to, or -1 for tokens in no word (EOS, a lone space); those are masked out.
+    Word frames ``[start, end)`` are clipped to ``n_frames`` (or to ``valid_frames[b]`` when
+    given, so a word ending on the last, partly covered frame never targets a masked frame) and
+    keep at least one frame. Returns ``target`` (B, L, T=n_frames) float32 and ``token_mask``
+    (B, L) bool, with L the most tokens in the batch.
+    """
+    if len(token_word_index) != len(word_frames):
+        raise ValueError(
+            f"token_word_index has {len(token_word_index)} utterances but word_frames has "
+            f"{len(word_frames)}; expected one entry per utterance in both"
+        )
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    batch = len(token_word_index)
+    if valid_frames is not None and len(valid_frames) != batch:
+        raise ValueError(f"valid_frames has {len(valid_frames)} entries, expected {batch}")
+    n_tokens = max((len(ids) for ids in token_word_index), default=0)
+    target = torch.zeros(batch, n_tokens, n_frames)  # (B, L, T)
+    token_mask = torch.zeros(batch, n_tokens, dtype=torch.bool)  # (B, L)
+    for b, (word_ids, frames) in enumerate(zip(token_word_index, word_frames, strict=True)):
+        limit = n_frames if valid_frames is None else max(1, min(valid_frames[b], n_frames))
+        for j, w in enumerate(word_ids):
+            if w < 0:
+                continue
+            if w >= len(frames):
+                raise ValueError(
+                    f"utterance {b}, token {j}: word index {w} but only {len(frames)} words"
+                )
+            start = min(max(int(frames[w][0]), 0), limit - 1)
+            end = min(max(int(frames[w][1]), start + 1), limit)
+            target[b, j, start:end] = 1.0 / (end - start)
+            token_mask[b, j] = True
+    return target, token_mask
+
+
+def alignment_loss(
+    log_attn: torch.Tensor, target: torch.Tensor, token_mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean over valid tokens of the cross-entropy ``-sum_t target * log_attn``.
+
+    (B, L, T), (B, L, T), (B, L) -> scalar. With no valid token the loss is a zero that stays in
+    the graph, so a batch without word timings can still be back-propagated.
+    """
+    ce = -(target * log_attn).sum(dim=-1)  # (B, L)
+    mask = token_mask.to(ce.dtype)
+    if not bool(token_mask.any()):
+        return (ce * mask).sum()
+    return (ce * mask).sum() / mask.sum()
+
+
+@numba.jit(nopython=True)
+def _dtw_tables(x: np.ndarray) -> np.ndarray:
+    """Fill the accumulated-cost table; return the step taken into each cell.
+
+    Cell (i, j) of the (N+1, M+1) tables stands for x[i-1, j-1]. Steps: 0 diagonal, 1 from the
+    row above (next token, same frame), 2 from the left (same token, next frame). Ties go to
+    the horizontal step unless one move is strictly cheapest, as in openai/whisper's dtw_cpu.
+    """
+    n, m = x.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    step = np.full((n + 1, m + 1), -1, dtype=np.int8)
+    acc[0, 0] = 0.0
+    for j in range(1, m + 1):
+        for i in range(1, n + 1):
+            diag = acc[i - 1, j - 1]
+            up = acc[i - 1, j]
+            left = acc[i, j - 1]
+            if diag < up and diag < left:
+                best, move = diag, 0
+            elif up < diag and up < left:
+                best, move = up, 1
+            else:
+                best, move = left, 2
+            acc[i, j] = x[i - 1, j - 1] + best
+            step[i, j] = move
+    return step
+
+
+def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost monotonic path through ``cost`` (N, M) from (0, 0) to (N-1, M-1).
+
+    Steps are (1, 1), (1, 0) and (0, 1). Returns (text indices, frame indices), each of the
+    path's length, in order.
+    """
+    if cost.ndim != 2 or 0 in cost.shape:
+        raise ValueError(f"dtw expects a non-empty 2-D cost matrix, got shape {cost.shape}")
+    if not np.isfinite(cost).all():
+        raise ValueError("dtw expects a finite cost matrix (clip -log(0) before calling)")
+    step = _dtw_tables(np.ascontiguousarray(cost, dtype=np.float64))
+    # Cell (i, j) of the table is cost[i - 1, j - 1]; for finite costs the steps lead to (0, 0).
+    i, j = cost.shape
+    rows, cols = [], []
+    while i > 0 and j > 0:
+        rows.append(i - 1)
+        cols.append(j - 1)
+        if step[i, j] == 0:
+            i, j = i - 1, j - 1
+        elif step[i, j] == 1:
+            i -= 1
+        else:
+            j -= 1
+    assert i == 0 and j == 0, "DTW backtrace left the table"
+    return np.array(rows[::-1], dtype=np.int64), np.array(cols[::-1], dtype=np.int64)
+
+
+def median_filter(x: np.ndarray, width: int) -> np.ndarray:
+    """Median over a window of odd ``width`` along the last axis, with reflect padding.
+
+    An axis no longer than ``width // 2`` cannot be reflected and is returned unchanged.
+    """
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"median filter width must be a positive odd number, got {width}")
+    pad = width // 2
+    if width == 1 or x.shape[-1] <= pad:
+        return x.copy()
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=-1)  # (..., n, width)
+    return np.median(windows, axis=-1)
+
+
+def token_spans(log_attn: np.ndarray, n_frames: int, median_width: int = 3) -> np.ndarray:
+    """Frame span [start, end) of each token from its log attention (L, T) -> (L, 2) int.
+
+    Only the first ``n_frames`` (valid) frames are used. The cost -log_attn is median-smoothed
+    over frames (``median_width`` 1 turns this off) to remove one-frame spikes, then DTW gives a
+    monotonic path. Each token spans the frames its path covers: at least one frame, and starts
+    and ends never decrease. With more tokens than frames the path must step down within a
+    frame, so neighbouring tokens then share a frame.
+    """
+    if log_attn.ndim != 2:
+        raise ValueError(f"log_attn must be (tokens, frames), got shape {log_attn.shape}")
+    if not 1 <= n_frames <= log_attn.shape[1]:
+        raise ValueError(f"n_frames must be in [1, {log_attn.shape[1]}], got {n_frames}")
+    n_tokens = log_attn.shape[0]
+    spans = np.zeros((n_tokens, 2), dtype=np.int64)
+    if n_tokens == 0:
+        return spans
+    cost = median_filter(-np.asarray(log_attn[:, :n_frames], dtype=np.float64), median_width)
+    rows, cols = dtw(cost)
+    # rows is sorted and covers every token, so each token's frames are one contiguous run.
+    first = np.searchsorted(rows, np.arange(n_tokens), side="left")
+    last = np.searchsorted(rows, np.arange(n_tokens), side="right") - 1
+    spans[:, 0] = cols[first]
+    spans[:, 1] = cols[last] + 1
+    return spans
+
+
+def word_confidence(probs: list[float], method: str = "geometric") -> float:
+    """One number in [0, 1] for a word from its tokens' probabilities.
+
+    - "geometric": exp(mean log p), the per-token-normalised probability of the whole word. It
+      is what the decoder itself scored and does not punish long words for their length.
+    - "mean": arithmetic mean. Lenient: one very unsure token among sure ones barely moves it.
+    - "min": the least sure token. Strict, suits character tokenizers where any one wrong
+      character makes the word wrong, but it ignores how sure the rest of the word is.
+    """
+    if method not in CONFIDENCE_METHODS:
+        raise ValueError(
+            f"confidence method {method!r} unknown; expected one of {CONFIDENCE_METHODS}"
+        )
+    if len(probs) == 0:
+        raise ValueError("word_confidence needs at least one token probability")
+    p = np.clip(np.asarray(probs, dtype=np.float64), _MIN_PROB, 1.0)
+    if method == "geometric":
+        return float(np.exp(np.log(p).mean()))
+    if method == "mean":
+        return float(p.mean())
+    return float(p.min())
+
+
+def _is_punctuation(text: str) -> bool:
+    return bool(text) and all(unicodedata.category(ch).startswith("P") for ch in text)
+
+
+def _opens(text: str) -> bool:
+    """Opening punctuation (``(``, ``"``, ``¿``) belongs to the word after it."""
+    return all(unicodedata.category(ch) in ("Ps", "Pi") or ch in "\"'¿¡" for ch in text)
+
+
+def _group_pieces(pieces: list[str]) -> list[list[int]]:
+    """Token indices of each word; see ``tokens_to_words`` for the rules."""
+    groups: list[list[int]] = []
+    has_content = False  # whether the last group holds anything but spaces / opening marks
+    for i, piece in enumerate(pieces):
+        stripped = piece.strip()
+        starts_word = i == 0 or piece[:1].isspace()
+        if not stripped or (starts_word and _is_punctuation(stripped) and _opens(stripped)):
+            if not groups or has_content:
+                groups.append([])
+            groups[-1].append(i)
+            has_content = False
+        elif _is_punctuation(stripped) and groups:
+            groups[-1].append(i)
+        elif starts_word and has_content:
+            groups.append([i])
+        else:
+            if not groups:
+                groups.append([])
+            groups[-1].append(i)
+            has_content = True
+    return groups
+
+
+def tokens_to_words(
+    pieces: list[str],
+    probs: list[float],
+    spans_seconds: list[tuple[float, float]],
+    confidence: str = "geometric",
+) -> list[Word]:
+    """Merge generated tokens into words with times and confidence.
+
+    ``pieces[i]`` is the text of token i ("▁" counts as a space). A piece starting with
+    whitespace starts a new word, as does the first piece. Pure punctuation joins the word
+    before it, except opening marks after a space, which join the word after. Pure whitespace
+    pieces (a lone space token of a character tokenizer) join the word after them.
+
+    Times come from the word's lexical tokens only: a space or punctuation token carries no
+    sound of the word, and DTW tends to give it the pause around the word, so counting it would
+    stretch the word. Confidence (``word_confidence``) is over the word's tokens except
+    punctuation, since a doubtful comma says nothing about the word itself; a lone space token
+    counts, as it is the decoder's decision that a word starts here. A word made only of
+    punctuation falls back to all its tokens.
+    """
+    if not len(pieces) == len(probs) == len(spans_seconds):
+        raise ValueError(
+            f"pieces, probs and spans_seconds must have equal lengths, got {len(pieces)}, "
+            f"{len(probs)} and {len(spans_seconds)}"
+        )
+    pieces = [piece.replace("▁", " ") for piece in pieces]
+    words = []
+    for group in _group_pieces(pieces):
+        text = "".join(pieces[i] for i in group).strip()
+        if not text:
+            continue  # only whitespace, e.g. a trailing space token
+        lexical = [i for i in group if pieces[i].strip() and not _is_punctuation(pieces[i].strip())]
+        timed = lexical or [i for i in group if pieces[i].strip()]
+        scored = [i for i in group if not _is_punctuation(pieces[i].strip())] or group
+        start = float(spans_seconds[timed[0]][0])
+        end = max(float(spans_seconds[timed[-1]][1]), start)
+        conf = word_confidence([probs[i] for i in scored], confidence)
+        words.append(Word(word=text, start=start, end=end, confidence=conf))
+    return words

@@ -1,0 +1,356 @@
+"""Configuration: frozen dataclasses, the variant registry, and YAML files with inheritance.
+
+A config is four sections, each a frozen dataclass: ``model`` (which backbones and how they are
+joined), ``training`` (phase 1 transcription, phase 2 timestamp alignment), ``data`` and ``output``.
+YAML files name their parent with ``inherits:`` and are merged key by key; ``key.path=value``
+overrides come last. Every key is checked against the dataclasses so that a typo fails loudly with
+its dotted path and the closest valid name instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_VARIANT = "voxlm-2b"
+DEFAULT_INSTRUCTION = "Transcribe the audio."
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which encoder and LLM, and how they are joined.
+
+    ``audio_encoder`` / ``llm_model`` are hub names or local paths. When ``audio_encoder_config`` /
+    ``llm_config`` are given (a transformers config as a dict, with ``model_type``), the backbone is
+    built from it with random weights instead: that is how ``voxlm-tiny`` and the tests run offline.
+    """
+
+    name: str = DEFAULT_VARIANT
+    audio_encoder: str = "openai/whisper-small"
+    llm_model: str = "Qwen/Qwen2-1.5B"
+    audio_encoder_config: dict | None = None
+    llm_config: dict | None = None
+    tokenizer: str | None = None  # None: the LLM's own; "char": the built-in character tokenizer
+    freeze_encoder: bool = True
+    projector_stack: int = 4  # encoder frames per LLM audio token: 4 x 20 ms = 80 ms
+    projector_hidden: int | None = None  # None: the LLM's hidden size
+    projector_activation: str = "gelu"  # "gelu" or "swiglu"
+    use_lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    aligner_dim: int = 256
+    ctc: bool = False  # an auxiliary CTC head on the encoder output (needed from scratch)
+    instruction: str = DEFAULT_INSTRUCTION
+    dtype: str = "float32"  # "float32", "bfloat16" or "float16" for the LLM and encoder weights
+
+    def __post_init__(self) -> None:
+        if self.projector_stack < 1:
+            raise ValueError(f"model.projector_stack must be >= 1, got {self.projector_stack}")
+        if self.projector_activation not in ("gelu", "swiglu"):
+            raise ValueError(
+                f"model.projector_activation must be 'gelu' or 'swiglu', "
+                f"got {self.projector_activation!r}"
+            )
+        if self.tokenizer not in (None, "char"):
+            raise ValueError(f"model.tokenizer must be null or 'char', got {self.tokenizer!r}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(
+                f"model.dtype must be float32, bfloat16 or float16, got {self.dtype!r}"
+            )
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One training phase. Loss = ce_weight*CE + ctc_weight*CTC + alignment_weight*alignment."""
+
+    epochs: int = 3
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    max_steps: int | None = None  # stop after this many optimizer steps (None: epochs decide)
+    max_minutes: float | None = None  # stop after this much wall time
+    gradient_accumulation_steps: int = 1
+    clip_grad_norm: float = 1.0
+    ce_weight: float = 1.0
+    ctc_weight: float = 0.0
+    alignment_weight: float = 0.0
+    train_modules: tuple[str, ...] = ("projector", "lora")  # see training.phases
+    eval_every: int = 500
+    save_every: int = 500
+    mixed_precision: str = "no"  # accelerate's: "no", "bf16", "fp16"
+
+
+def _phase2_default() -> PhaseConfig:
+    return PhaseConfig(
+        epochs=1,
+        learning_rate=1e-3,
+        warmup_steps=100,
+        ce_weight=0.0,
+        alignment_weight=1.0,
+        train_modules=("aligner",),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    phase1: PhaseConfig = field(default_factory=PhaseConfig)
+    phase2: PhaseConfig = field(default_factory=_phase2_default)
+    seed: int = 42
+    num_workers: int = 2
+    log_every: int = 25
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the speech comes from: LibriSpeech splits, JSONL manifests, or synthetic speech."""
+
+    dataset: str = "librispeech"  # "librispeech", "manifest" or "synthetic"
+    data_dir: str = "data"
+    train_split: str = "train-clean-100"
+    val_split: str = "dev-clean"
+    test_split: str = "test-clean"
+    max_duration: float = 30.0  # seconds; longer utterances are skipped in training
+    timestamps: str = "whisper"  # how a corpus without word timings gets them: "whisper" or "voxlm"
+    timestamp_model: str = "openai/whisper-small"
+
+    def __post_init__(self) -> None:
+        if self.dataset not in ("librispeech", "manifest", "synthetic"):
+            raise ValueError(
+                f"data.dataset must be librispeech, manifest or synthetic, got {self.dataset!r}"
+            )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    output_dir: str = "output"
+    checkpoint_dir: str = "output/checkpoints"
+    final_model_dir: str = "output/models"  # the model lands in <final_model_dir>/<model.name>
+    log_dir: str = "output/logs"
+
+
+@dataclass(frozen=True)
+class VoxLMConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Tiny random-initialised backbones: the offline demo and the tests.
+TINY_WHISPER = {
+    "model_type": "whisper",
+    "num_mel_bins": 80,
+    "d_model": 192,
+    "encoder_layers": 3,
+    "encoder_attention_heads": 4,
+    "encoder_ffn_dim": 768,
+    "decoder_layers": 1,
+    "decoder_attention_heads": 4,
+    "decoder_ffn_dim": 256,
+    "max_source_positions": 1500,
+}
+TINY_QWEN2 = {
+    "model_type": "qwen2",
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": True,
+}
+
+_LARGE_V3 = "openai/whisper-large-v3"
+_QWEN25_7B = "Qwen/Qwen2.5-7B"
+VARIANTS: dict[str, dict[str, Any]] = {
+    "voxlm-0.5b": {"audio_encoder": "openai/whisper-tiny", "llm_model": "Qwen/Qwen2-0.5B"},
+    "voxlm-2b": {"audio_encoder": "openai/whisper-small", "llm_model": "Qwen/Qwen2-1.5B"},
+    "voxlm-4b-multilingual": {
+        "audio_encoder": "openai/whisper-large-v3-turbo",
+        "llm_model": "Qwen/Qwen2.5-3B",
+    },
+    "voxlm-9b-global": {"audio_encoder": _LARGE_V3, "llm_model": _QWEN25_7B},
+    # IndicWhisper is distributed as a Whisper-architecture checkpoint to download by hand.
+    "voxlm-9b-india": {"audio_encoder": "models/indicwhisper", "llm_model": _QWEN25_7B},
+    "voxlm-llama-8b": {"audio_encoder": _LARGE_V3, "llm_model": "meta-llama/Llama-3.1-8B"},
+    "voxlm-phi-4": {"audio_encoder": _LARGE_V3, "llm_model": "microsoft/phi-4"},
+    "voxlm-edge": {"audio_encoder": "openai/whisper-tiny", "llm_model": "Qwen/Qwen2.5-0.5B"},
+    "voxlm-tiny": {
+        "audio_encoder": "tiny-whisper",
+        "llm_model": "tiny-qwen2",
+        "audio_encoder_config": TINY_WHISPER,
+        "llm_config": TINY_QWEN2,
+        "tokenizer": "char",
+        "freeze_encoder": False,
+        "use_lora": False,
+        "ctc": True,
+        "aligner_dim": 128,
+    },
+}
+LEGACY_NAMES = {name.replace("voxlm-", "qwen-stt-"): name for name in VARIANTS}
+# Phi-4 names its fused attention projections differently.
+_LORA_TARGETS = {"microsoft/phi-4": ("qkv_proj", "o_proj")}
+
+
+def resolve_variant(name: str) -> str:
+    """Map a legacy ``qwen-stt-*`` name to its ``voxlm-*`` name; raise on unknown names."""
+    name = LEGACY_NAMES.get(name, name)
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; expected one of: {', '.join(VARIANTS)}")
+    return name
+
+
+def get_config(name: str = DEFAULT_VARIANT) -> VoxLMConfig:
+    """The config of a named variant (legacy names accepted)."""
+    name = resolve_variant(name)
+    model = dict(VARIANTS[name], name=name)
+    if model["llm_model"] in _LORA_TARGETS:
+        model["lora_target_modules"] = _LORA_TARGETS[model["llm_model"]]
+    return VoxLMConfig(model=ModelConfig(**model))
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check a YAML value against a field's type hint, converting lists to tuples."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ValueError as error:
+                errors.append(str(error))
+        raise ValueError(errors[0])
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{path}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: expected a mapping, got {value!r}")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not (
+        isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    ):
+        raise ValueError(f"{path}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: Any, path: str) -> Any:
+    if not isinstance(values, dict):
+        raise ValueError(f"{path or 'config'}: expected a mapping, got {values!r}")
+    hints = _type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            suggestion = f"{path}.{close[0]}" if path else (close[0] if close else "")
+            hint = f"; did you mean {suggestion!r}?" if close else ""
+            raise ValueError(f"unknown config key {dotted!r}{hint} (valid: {', '.join(names)})")
+        kwargs[key] = _coerce(value, hints[key], dotted)
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ValueError(f"{path or 'config'}: {error}") from None
+
+
+def config_from_dict(values: dict) -> VoxLMConfig:
+    """Build a config from nested dicts, starting from the named variant's defaults."""
+    name = (values.get("model") or {}).get("name", DEFAULT_VARIANT)
+    base = get_config(name).to_dict() if _is_variant(name) else VoxLMConfig().to_dict()
+    return _build(VoxLMConfig, _merge(base, values), "")
+
+
+def _is_variant(name: str) -> bool:
+    return name in VARIANTS or name in LEGACY_NAMES
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if (
+            isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+            and key
+            not in (
+                "audio_encoder_config",
+                "llm_config",
+            )
+        ):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML file and the chain of files it ``inherits:`` (paths relative to it)."""
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(f"{path}: circular 'inherits:' chain")
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    parent = values.pop("inherits", None)
+    if parent is None:
+        return values
+    parent_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
+    if parent_path.suffix == "":
+        parent_path = parent_path.with_suffix(".yaml")
+    return _merge(_read_yaml(parent_path, (*seen, path)), values)
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Apply ``dotted.key=value`` strings; values are parsed as YAML (``3``, ``true``, ``[a, b]``)."""
+    values = _merge({}, values)
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} must look like 'section.key=value'")
+        dotted, raw = override.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = values
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {override!r}: {key!r} is not a section")
+        node[keys[-1]] = yaml.safe_load(raw)
+    return values
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> VoxLMConfig:
+    """Load a YAML config (following ``inherits:``) and apply ``dotted.key=value`` overrides."""
+    values = apply_overrides(_read_yaml(Path(path)), overrides or [])
+    try:
+        return config_from_dict(values)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None

@@ -1,0 +1,131 @@
+"""The language model half: any decoder-only causal LM, its tokenizer, LoRA, and the prompt."""
+
+from __future__ import annotations
+
+import logging
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from voxlm.config import ModelConfig
+
+logger = logging.getLogger("voxlm")
+
+AUDIO_PLACEHOLDER = "<|voxlm_audio|>"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+CHAR_SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+CHAR_ALPHABET = "▁" + string.ascii_lowercase + string.digits + "'.,?!-:;\""
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return _DTYPES[name]
+
+
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    """A character tokenizer built deterministically, so ``voxlm-tiny`` needs no files.
+
+    Words start with "▁" as in SentencePiece, so word boundaries survive a round trip and the
+    aligner can merge characters back into words like any sub-word tokenizer's pieces.
+    """
+    vocab = {token: i for i, token in enumerate((*CHAR_SPECIAL_TOKENS, *CHAR_ALPHABET))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def load_tokenizer(config: ModelConfig, path: str | Path | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer saved at ``path``, else the built-in one, else the LLM's own."""
+    if path is not None and Path(path, "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    elif config.tokenizer == "char":
+        tokenizer = char_tokenizer()
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(config.llm_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def build_llm(config: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """The causal LM: random weights from ``llm_config`` or pretrained from ``llm_model``."""
+    if config.llm_config is not None:
+        values = dict(config.llm_config)
+        model_type = values.pop("model_type")
+        values.setdefault("vocab_size", len(tokenizer))
+        values.setdefault("pad_token_id", tokenizer.pad_token_id)
+        values.setdefault("eos_token_id", tokenizer.eos_token_id)
+        values.setdefault("bos_token_id", tokenizer.bos_token_id)
+        llm_config = AutoConfig.for_model(model_type, **values)
+        model = AutoModelForCausalLM.from_config(llm_config, dtype=torch_dtype(config.dtype))
+    else:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                config.llm_model, dtype=torch_dtype(config.dtype)
+            )
+        except OSError as error:
+            raise ValueError(
+                f"cannot load LLM {config.llm_model!r}: not a local checkpoint directory and not "
+                f"reachable on the model hub ({error})"
+            ) from None
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    return model
+
+
+def apply_lora(model: PreTrainedModel, config: ModelConfig) -> nn.Module:
+    """Wrap the LLM in peft LoRA adapters; the base weights are frozen by peft."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Token ids around the audio: [prefix][audio embeddings][suffix][transcript]."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+
+
+def build_prompt(tokenizer: PreTrainedTokenizerBase, instruction: str) -> Prompt:
+    """Place the instruction and the audio in the LLM's own chat format when it has one.
+
+    The chat template is rendered around a placeholder and split there, so the audio embeddings
+    sit exactly where a user turn's content would be and the transcript is the assistant's reply.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        content = f"{instruction}\n{AUDIO_PLACEHOLDER}" if instruction else AUDIO_PLACEHOLDER
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+        before, after = text.split(AUDIO_PLACEHOLDER, 1)
+    else:
+        before, after = (f"{instruction}\n" if instruction else ""), "\n"
+    prefix = tokenizer(before, add_special_tokens=True).input_ids if before else []
+    suffix = tokenizer(after, add_special_tokens=False).input_ids if after.strip() else []
+    if not prefix and tokenizer.bos_token_id is not None:
+        prefix = [tokenizer.bos_token_id]
+    return Prompt(prefix=tuple(prefix), suffix=tuple(suffix))

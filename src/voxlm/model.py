@@ -1,0 +1,399 @@
+"""VoxLM: audio encoder -> projector -> LLM, with an aligner for word times.
+
+The model owns the training forward (cross-entropy on transcript tokens, optional CTC on the
+encoder output, optional aligner loss toward word spans), the sequence layout shared by training
+and generation, and save/load. Decoding lives in ``decoding.py``, long audio and result
+assembly in ``transcribe.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, PreTrainedTokenizerBase
+
+from voxlm.alignment import Aligner, alignment_loss, span_targets
+from voxlm.config import ModelConfig, _build, get_config, resolve_variant
+from voxlm.encoder import ENCODER_FRAME_SECONDS, AudioEncoder
+from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenizer, torch_dtype
+from voxlm.projector import Projector
+
+logger = logging.getLogger("voxlm")
+
+CONFIG_FILE = "voxlm_config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class AudioFeatures:
+    """The audio path before the LLM. T encoder frames (20 ms), N audio embeddings (80 ms)."""
+
+    hidden: torch.Tensor  # [B, T, D] encoder output: the aligner's keys come from here
+    mask: torch.Tensor  # [B, T] True = valid frame
+    embeds: torch.Tensor  # [B, N, E] projected audio, the LLM's audio input
+    embed_mask: torch.Tensor  # [B, N]
+
+
+@dataclass
+class Sequence:
+    """Left-padded LLM input: [pad][prefix][audio][suffix][text]. L = longest sequence."""
+
+    embeds: torch.Tensor  # [B, L, E]
+    attention_mask: torch.Tensor  # [B, L]
+    position_ids: torch.Tensor  # [B, L]
+    labels: torch.Tensor  # [B, L] token id at transcript positions, -100 elsewhere
+    text_start: torch.Tensor  # [B] index of the first transcript token
+
+
+@dataclass
+class VoxLMOutput:
+    loss: torch.Tensor
+    losses: dict[str, float]  # each term, for logging
+
+
+class VoxLM(nn.Module):
+    """Speech recognition on any audio encoder joined to any decoder-only LLM."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        encoder: AudioEncoder,
+        llm: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        d_llm = llm.get_input_embeddings().embedding_dim
+        self.projector = Projector(
+            encoder.hidden_size,
+            d_llm,
+            config.projector_stack,
+            config.projector_hidden,
+            config.projector_activation,
+        )
+        self.llm = apply_lora(llm, config) if config.use_lora else llm
+        self.aligner = Aligner(d_llm, encoder.hidden_size, config.aligner_dim)
+        # CTC over the LLM's vocabulary plus a blank (the last index) at 50 frames/s: from
+        # scratch the LLM ignores the audio until the encoder has learned to spell.
+        self.ctc_head = nn.Linear(encoder.hidden_size, len(tokenizer) + 1) if config.ctc else None
+        if config.freeze_encoder:
+            encoder.requires_grad_(False)
+        self._prompts: dict[str, Prompt] = {}
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls, config: ModelConfig | str, tokenizer_path: str | Path | None = None
+    ) -> VoxLM:
+        """Build a model: backbones from hub names / local paths, or random from their configs."""
+        if isinstance(config, str):
+            config = get_config(config).model
+        tokenizer = load_tokenizer(config, tokenizer_path)
+        dtype = torch_dtype(config.dtype)
+        if config.audio_encoder_config is not None:
+            values = dict(config.audio_encoder_config)
+            encoder = AudioEncoder.from_config(
+                AutoConfig.for_model(values.pop("model_type"), **values)
+            )
+        else:
+            encoder = AudioEncoder.from_pretrained(config.audio_encoder, dtype=dtype)
+        return cls(config, encoder, build_llm(config, tokenizer), tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, config: ModelConfig | None = None) -> VoxLM:
+        """Load a saved model directory, a ``best.pt`` checkpoint, or build a named variant.
+
+        A variant name gives fresh projector/aligner weights over its pretrained backbones.
+        A ``.pt`` file must hold ``model_state_dict`` (and ``config`` unless ``config`` is given).
+        """
+        path = Path(name_or_path)
+        if path.is_dir():
+            config_file = path / CONFIG_FILE
+            if not config_file.is_file():
+                raise ValueError(f"{path}: not a VoxLM model directory (no {CONFIG_FILE})")
+            config = _build(ModelConfig, json.loads(config_file.read_text()), "model")
+            model = cls.from_config(config, tokenizer_path=path)
+            model.load_trained_state(load_file(path / WEIGHTS_FILE), source=str(path))
+            return model.eval()
+        if path.suffix in (".pt", ".pth", ".bin"):
+            if not path.is_file():
+                raise FileNotFoundError(f"checkpoint not found: {path}")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
+                raise ValueError(f"{path}: expected a dict with 'model_state_dict'")
+            config = config or _checkpoint_config(checkpoint, path)
+            model = cls.from_config(config)
+            model.load_trained_state(checkpoint["model_state_dict"], source=str(path))
+            return model.eval()
+        try:
+            variant = resolve_variant(str(name_or_path))
+        except ValueError:
+            raise ValueError(
+                f"{name_or_path!r} is neither a model directory, a .pt checkpoint, nor a variant"
+            ) from None
+        return cls.from_config(config or get_config(variant).model).eval()
+
+    # ---- save / load ----------------------------------------------------------------------------
+    def _saved_prefixes(self) -> tuple[str, ...] | None:
+        """Which weights a checkpoint carries: None means all of them.
+
+        Pretrained backbones that were not trained are rebuilt from their hub name on load, so a
+        voxlm-9b checkpoint holds the projector, aligner and LoRA adapters, not 9 B weights.
+        """
+        if self.config.audio_encoder_config is not None or not self.config.freeze_encoder:
+            return None
+        if self.config.llm_config is not None or not self.config.use_lora:
+            return None
+        return ("projector.", "aligner.", "ctc_head.")
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        prefixes = self._saved_prefixes()
+        state = self.state_dict()
+        if prefixes is None:
+            return state
+        return {k: v for k, v in state.items() if k.startswith(prefixes) or "lora_" in k}
+
+    def load_trained_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load weights, failing with the names of any missing or unexpected tensors."""
+        expected = set(self.trained_state_dict())
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - set(self.state_dict()))
+        if missing or unexpected:
+            raise ValueError(
+                f"{source}: weights do not match the model config: "
+                f"{len(missing)} missing (e.g. {missing[:3]}), "
+                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+            )
+        self.load_state_dict(state, strict=False)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config, trained weights (safetensors) and tokenizer; the directory reloads."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.trained_state_dict().items()}
+        tmp = directory / (WEIGHTS_FILE + ".tmp")
+        save_file(_untie(state), tmp)
+        tmp.replace(directory / WEIGHTS_FILE)
+        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
+        self.tokenizer.save_pretrained(directory)
+
+    # ---- forward ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.projector.down.weight.device
+
+    def encode(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> AudioFeatures:
+        """audio [B, S] at 16 kHz, audio_lengths [B] -> the audio path before the LLM."""
+        hidden, mask = self.encoder(audio, audio_lengths)  # [B, T, D], [B, T]
+        embeds, embed_mask = self.projector(hidden.to(self.projector.down.weight.dtype), mask)
+        return AudioFeatures(hidden, mask, embeds, embed_mask)
+
+    def prompt(self, instruction: str | None = None) -> Prompt:
+        instruction = self.config.instruction if instruction is None else instruction
+        if instruction not in self._prompts:
+            self._prompts[instruction] = build_prompt(self.tokenizer, instruction)
+        return self._prompts[instruction]
+
+    def assemble(
+        self, audio: AudioFeatures, prompts: list[Prompt], texts: list[list[int]]
+    ) -> Sequence:
+        """Lay out [prefix][audio][suffix][text] per example, left-padded into one batch.
+
+        Left padding keeps every sequence's end aligned, so generation appends to all rows at
+        the same index and the transcript logits are the last positions of every row.
+        """
+        embed = self.llm.get_input_embeddings()
+        rows, labels = [], []
+        for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
+            n_audio = int(audio.embed_mask[i].sum())
+            ids = torch.tensor([*prompt.prefix, *prompt.suffix, *text], device=self.device)
+            tokens = embed(ids)  # [P + Q + X, E]
+            n_prefix = len(prompt.prefix)
+            rows.append(
+                torch.cat(
+                    [
+                        tokens[:n_prefix],
+                        audio.embeds[i, :n_audio].to(tokens.dtype),
+                        tokens[n_prefix:],
+                    ]
+                )
+            )  # [P + N + Q + X, E]
+            label = torch.full((rows[-1].shape[0],), -100, dtype=torch.long, device=self.device)
+            if text:
+                label[-len(text) :] = torch.tensor(text, device=self.device)
+            labels.append(label)
+        length = max(r.shape[0] for r in rows)
+        b, e = len(rows), rows[0].shape[-1]
+        embeds = rows[0].new_zeros(b, length, e)
+        mask = torch.zeros(b, length, dtype=torch.long, device=self.device)
+        label_out = torch.full((b, length), -100, dtype=torch.long, device=self.device)
+        text_start = torch.empty(b, dtype=torch.long, device=self.device)
+        for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
+            embeds[i, length - row.shape[0] :] = row
+            mask[i, length - row.shape[0] :] = 1
+            label_out[i, length - row.shape[0] :] = label
+            text_start[i] = length - len(texts[i])
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        return Sequence(embeds, mask, position_ids, label_out, text_start)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Transcript token ids, each followed by EOS (what the model learns to stop with)."""
+        ids = self.tokenizer(list(texts), add_special_tokens=False).input_ids
+        return [[*row, self.tokenizer.eos_token_id] for row in ids]
+
+    def forward(
+        self,
+        batch: dict[str, Any],
+        ce_weight: float = 1.0,
+        ctc_weight: float = 0.0,
+        alignment_weight: float = 0.0,
+    ) -> VoxLMOutput:
+        """The training loss on a batch (see CONTRACT batch format in ``data.batching``)."""
+        audio = self.encode(batch["audio"].to(self.device), batch["audio_lengths"].to(self.device))
+        texts = self.tokenize(batch["texts"])
+        terms: dict[str, torch.Tensor] = {}
+        if ce_weight or alignment_weight:
+            seq = self.assemble(audio, [self.prompt()] * len(texts), texts)
+            keep = max(len(t) for t in texts) + 1  # text positions and the one before them
+            out = self.llm(
+                inputs_embeds=seq.embeds,
+                attention_mask=seq.attention_mask,
+                position_ids=seq.position_ids,
+                output_hidden_states=alignment_weight > 0,
+                logits_to_keep=keep,
+                use_cache=False,
+            )
+            if ce_weight:
+                logits = out.logits[:, :-1].float()  # [B, keep - 1, V] predicts the next token
+                target = seq.labels[:, -keep + 1 :]  # [B, keep - 1]
+                terms["ce"] = nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
+                )
+            if alignment_weight:
+                terms["alignment"] = self._alignment_loss(out.hidden_states[-1], seq, audio, batch)
+        if ctc_weight:
+            terms["ctc"] = self._ctc_loss(audio, texts)
+        weights = {"ce": ce_weight, "ctc": ctc_weight, "alignment": alignment_weight}
+        loss = sum(weights[k] * v for k, v in terms.items())
+        return VoxLMOutput(loss, {k: float(v.detach()) for k, v in terms.items()})
+
+    def _alignment_loss(
+        self, hidden: torch.Tensor, seq: Sequence, audio: AudioFeatures, batch: dict[str, Any]
+    ) -> torch.Tensor:
+        """Cross-entropy of the aligner's attention toward each token's word frames."""
+        words = batch.get("words") or [None] * len(batch["texts"])
+        token_words, word_frames = [], []
+        for text, utterance_words in zip(batch["texts"], words, strict=True):
+            token_words.append(self.token_word_index(text, utterance_words))
+            word_frames.append(
+                [
+                    (
+                        int(w["start"] / ENCODER_FRAME_SECONDS),
+                        math.ceil(w["end"] / ENCODER_FRAME_SECONDS),
+                    )
+                    for w in (utterance_words or [])
+                ]
+            )
+        target, token_mask = span_targets(
+            token_words, word_frames, audio.hidden.shape[1], audio.mask.sum(1).tolist()
+        )
+        if not token_mask.any():
+            return hidden.sum() * 0.0
+        queries = text_states(hidden, [len(t) for t in token_words])  # [B, X, E]
+        log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, n_text, T]
+        return alignment_loss(log_attn, target.to(log_attn.device), token_mask.to(log_attn.device))
+
+    def token_word_index(self, text: str, words: list[dict] | None) -> list[int]:
+        """Index of the word each transcript token belongs to, padded to the right by EOS.
+
+        A token that covers only whitespace belongs to the word after it, as at inference.
+        Returns -1 for every token when the timed words do not match the text's words.
+        """
+        ids = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        spans = _word_char_spans(text)
+        if words is None or len(words) != len(spans):
+            return [-1] * len(ids.input_ids)
+        index = []
+        for start, end in ids.offset_mapping:
+            covering = [
+                w for w, (s, e) in enumerate(spans) if s < max(end, start + 1) and start < e
+            ]
+            following = [w for w, (s, _) in enumerate(spans) if s >= start]
+            index.append(
+                covering[0] if covering else (following[0] if following else len(spans) - 1)
+            )
+        return index
+
+    def _ctc_loss(self, audio: AudioFeatures, texts: list[list[int]]) -> torch.Tensor:
+        assert self.ctc_head is not None, "config.ctc is off: this model has no CTC head"
+        log_probs = self.ctc_head(audio.hidden).float().log_softmax(-1)  # [B, T, V + 1]
+        targets = [t[:-1] for t in texts]  # no EOS
+        return nn.functional.ctc_loss(
+            log_probs.transpose(0, 1),  # [T, B, V + 1]
+            torch.tensor([i for t in targets for i in t], dtype=torch.long, device=self.device),
+            audio.mask.sum(1),
+            torch.tensor([len(t) for t in targets], dtype=torch.long, device=self.device),
+            blank=log_probs.shape[-1] - 1,
+            zero_infinity=True,
+        )
+
+    def transcribe(self, audio: Any, **kwargs: Any) -> Any:
+        """See ``voxlm.transcribe.transcribe``."""
+        from voxlm.transcribe import transcribe
+
+        return transcribe(self, audio, **kwargs)
+
+
+def text_states(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """Hidden states [B, L, E] of left-padded rows -> each row's transcript tokens [B, X, E].
+
+    Row i's transcript (then EOS) ends every row, so its tokens sit at L-1-n_i .. L-2; the state
+    at a token's own position has seen that token, which is what the aligner queries with.
+    """
+    b, length, e = hidden.shape
+    out = hidden.new_zeros(b, max(lengths), e)
+    for i, n in enumerate(lengths):
+        out[i, :n] = hidden[i, length - 1 - n : length - 1]
+    return out
+
+
+def _word_char_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for i, ch in enumerate(text + " "):
+        if ch.isspace() and start is not None:
+            spans.append((start, i))
+            start = None
+        elif not ch.isspace() and start is None:
+            start = i
+    return spans
+
+
+def _checkpoint_config(checkpoint: dict, path: Path) -> ModelConfig:
+    values = checkpoint.get("config")
+    if isinstance(values, dict):
+        values = values.get("model", values)
+        known = {k: v for k, v in values.items() if k in ModelConfig.__dataclass_fields__}
+        base = get_config(known["name"]).model if known.get("name") else ModelConfig()
+        return _build(ModelConfig, {**asdict(base), **known}, "model")
+    raise ValueError(f"{path}: holds no 'config'; pass config=ModelConfig(...) to from_pretrained")
+
+
+def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (tied embeddings): store copies."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        out[key] = value.clone() if ptr in seen else value
+        seen.add(ptr)
+    return out

@@ -1,0 +1,313 @@
+"""Word timings for a corpus that has none (LibriSpeech), so it can train the aligner (phase 2).
+
+Both timestampers force-align the *known* transcript: the model is run teacher-forced on the
+reference tokens and only has to say where each token is, never what was said. That is more
+reliable than transcribing and matching, which loses every word the model would misrecognise.
+
+- ``WhisperTimestamper``: a pretrained Whisper's cross-attention, as in openai/whisper's
+  ``timing.py`` (alignment heads -> normalise -> median filter -> DTW), with the text forced.
+- ``VoxLMTimestamper``: a trained VoxLM's own aligner, as at inference, with the text forced.
+
+``add_timestamps`` fills a manifest's missing ``words`` with either (``voxlm timestamps``).
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from voxlm.alignment import median_filter, token_spans
+from voxlm.audio import SAMPLE_RATE, load_audio
+from voxlm.data.manifest import Utterance, WordTiming, read_manifest, write_manifest
+from voxlm.encoder import ENCODER_FRAME_SECONDS, encoder_frames
+from voxlm.model import text_states
+from voxlm.transcribe import token_pieces
+
+if TYPE_CHECKING:
+    from voxlm.model import VoxLM
+
+logger = logging.getLogger("voxlm")
+
+# openai/whisper's timing.py smooths the attention with a 7-frame (140 ms) median filter.
+WHISPER_MEDIAN_FILTER_WIDTH = 7
+TIME_DECIMALS = 3  # times are written in milliseconds; frames are 20 ms
+
+
+class Timestamper(Protocol):
+    """Anything that times a known transcript's words in 16 kHz mono audio."""
+
+    def __call__(self, audio: np.ndarray, text: str) -> list[WordTiming]: ...
+
+
+def _is_lexical(piece: str) -> bool:
+    """Whether a token's text carries sound: not only whitespace, not only punctuation."""
+    stripped = piece.strip()
+    return bool(stripped) and not all(unicodedata.category(c).startswith("P") for c in stripped)
+
+
+def piece_word_index(pieces: Sequence[str]) -> tuple[list[int], int]:
+    """Word index of each token from its decoded text, and the number of words.
+
+    Words are the whitespace-separated runs of the joined text. A token belongs to the word of
+    its first non-space character; a token of only whitespace (or no text) belongs to the word
+    after it, as in ``VoxLM.token_word_index``.
+    """
+    text = "".join(pieces)
+    char_word, word, previous_space = [], -1, True
+    for ch in text:
+        if ch.isspace():
+            char_word.append(-1)
+        else:
+            word += previous_space
+            char_word.append(word)
+        previous_space = ch.isspace()
+    n_words = word + 1
+    index, position = [], 0
+    for piece in pieces:
+        end = position + len(piece)
+        # the first word at or after the token's first character: its own, else the next one
+        index.append(next((w for w in char_word[position:] if w >= 0), n_words - 1))
+        position = end
+    return index, n_words
+
+
+def word_timings(
+    words: Sequence[str],
+    token_word: Sequence[int],
+    lexical: Sequence[bool],
+    spans: np.ndarray,
+    duration: float,
+) -> list[WordTiming]:
+    """Tokens' spans (N, 2) in seconds -> each word's (word, start, end), clipped to duration.
+
+    A word's time comes from its lexical tokens only (see ``tokens_to_words``: DTW gives a
+    space or punctuation token the pause around the word); a word with none uses all its tokens.
+    The spans come from one monotonic DTW path, so the words' times never go backwards.
+    """
+    out = []
+    for w, word in enumerate(words):
+        tokens = [j for j, k in enumerate(token_word) if k == w]
+        timed = [j for j in tokens if lexical[j]] or tokens
+        if not timed:
+            raise ValueError(f"word {w} ({word!r}) has no tokens; cannot time it")
+        start = float(np.clip(spans[timed[0], 0], 0.0, duration))
+        end = float(np.clip(spans[timed[-1], 1], start, duration))
+        out.append((word, round(start, TIME_DECIMALS), round(end, TIME_DECIMALS)))
+    return out
+
+
+def _check_text(text: str) -> list[str]:
+    words = text.split()
+    if not words:
+        raise ValueError("empty transcript: nothing to align")
+    return words
+
+
+class WhisperTimestamper:
+    """Times a known transcript with a Whisper model's cross-attention (forced alignment).
+
+    The decoder is run once on [prefix][" " + transcript][EOS]. The rows of cross-attention
+    that predict each transcript token (and EOS, which takes the trailing silence) are taken
+    from the alignment heads (``generation_config.alignment_heads``, found by openai to track
+    time; without them every head of the last half of the decoder layers), normalised per
+    head over the tokens, median filtered over frames, averaged over heads, and DTW gives each
+    token its frames, as in openai/whisper's word timestamps.
+
+    Audio must fit Whisper's 30 s window; longer audio raises ValueError.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        feature_extractor: Any,
+        prefix: Sequence[int] | None = None,
+        median_filter_width: int = WHISPER_MEDIAN_FILTER_WIDTH,
+    ) -> None:
+        """model: a ``WhisperForConditionalGeneration``; prefix: the decoder's start tokens
+        (default: the tokenizer's ``prefix_tokens``, else the model's decoder start token)."""
+        if hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation("eager")  # fused attention returns no weights
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
+        if prefix is None:
+            prefix = getattr(tokenizer, "prefix_tokens", None) or [
+                model.config.decoder_start_token_id
+            ]
+        self.prefix = list(prefix)
+        self.median_filter_width = median_filter_width
+        self.heads = self._alignment_heads()
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, language: str | None = "en", **kwargs: Any
+    ) -> WhisperTimestamper:
+        """Load a Whisper checkpoint (hub name or local directory) and its processor.
+
+        ``language`` is forced in the prefix of multilingual checkpoints (ignored by English-only
+        ones); a wrong language makes the attention, and so the times, worse.
+        """
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        try:
+            processor = WhisperProcessor.from_pretrained(name_or_path)
+            model = WhisperForConditionalGeneration.from_pretrained(
+                name_or_path, attn_implementation="eager"
+            )
+        except OSError as error:
+            raise ValueError(
+                f"cannot load Whisper {str(name_or_path)!r}: not a local checkpoint directory and "
+                f"not reachable on the model hub ({error})"
+            ) from None
+        tokenizer = processor.tokenizer
+        multilingual = getattr(model.generation_config, "is_multilingual", True)
+        tokenizer.set_prefix_tokens(
+            language=language if multilingual else None, task="transcribe", predict_timestamps=False
+        )
+        return cls(model, tokenizer, processor.feature_extractor, **kwargs)
+
+    def _alignment_heads(self) -> list[tuple[int, int]]:
+        heads = getattr(self.model.generation_config, "alignment_heads", None)
+        if heads:
+            return [(int(layer), int(head)) for layer, head in heads]
+        config = self.model.config
+        layers = config.decoder_layers
+        return [
+            (layer, head)
+            for layer in range(layers // 2, layers)
+            for head in range(config.decoder_attention_heads)
+        ]
+
+    @torch.no_grad()
+    def __call__(self, audio: np.ndarray, text: str) -> list[WordTiming]:
+        """(word, start s, end s) for each whitespace-separated word of ``text``."""
+        words = _check_text(text)
+        duration = len(audio) / SAMPLE_RATE
+        max_seconds = self.feature_extractor.chunk_length
+        if duration > max_seconds:
+            raise ValueError(f"audio is {duration:.1f} s, longer than Whisper's {max_seconds} s")
+        tokens = self.tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
+        pieces = token_pieces(self.tokenizer, tokens)
+        token_word, n_words = piece_word_index(pieces)
+        if n_words != len(words):
+            raise ValueError(f"tokenizer gives {n_words} words for {len(words)}: {text!r}")
+        device = next(self.model.parameters()).device
+        features = self.feature_extractor(
+            audio, sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        ).input_features.to(device, self.model.dtype)  # [1, n_mels, 3000]
+        ids = [*self.prefix, *tokens, self.model.config.eos_token_id]
+        out = self.model(
+            input_features=features,
+            decoder_input_ids=torch.tensor([ids], device=device),
+            output_attentions=True,
+            use_cache=False,
+        )
+        n_frames = max(1, min(int(encoder_frames(len(audio))), out.cross_attentions[0].shape[-1]))
+        rows = slice(len(self.prefix) - 1, len(ids) - 1)  # positions predicting text and EOS
+        weights = torch.stack(
+            [out.cross_attentions[layer][0, head, rows, :n_frames] for layer, head in self.heads]
+        ).float()  # [heads, tokens + 1, frames]
+        std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+        weights = ((weights - mean) / std.clamp(min=1e-8)).cpu().numpy()
+        matrix = median_filter(weights, self.median_filter_width).mean(0)  # [tokens + 1, frames]
+        spans = token_spans(matrix, n_frames, median_width=1) * ENCODER_FRAME_SECONDS
+        lexical = [_is_lexical(p) for p in pieces]
+        return word_timings(words, token_word, lexical, spans[: len(tokens)], duration)
+
+
+class VoxLMTimestamper:
+    """Times a known transcript with a trained VoxLM's aligner (forced alignment).
+
+    The same pass as inference (``transcribe._aligner_attention``) with the reference tokens in
+    place of generated ones, and the tokens mapped to words as in training
+    (``VoxLM.token_word_index``), so the times are what phase 2 would learn from.
+    """
+
+    def __init__(self, model: VoxLM, median_filter_width: int = 3) -> None:
+        self.model = model.eval()
+        self.median_filter_width = median_filter_width
+
+    @torch.no_grad()
+    def __call__(self, audio: np.ndarray, text: str) -> list[WordTiming]:
+        """(word, start s, end s) for each whitespace-separated word of ``text``."""
+        model = self.model
+        words = _check_text(text)
+        duration = len(audio) / SAMPLE_RATE
+        if duration > model.encoder.max_seconds:
+            raise ValueError(
+                f"audio is {duration:.1f} s, longer than the encoder's {model.encoder.max_seconds} s"
+            )
+        wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]  # [1, S]
+        features = model.encode(
+            wave.to(model.device), torch.tensor([wave.shape[1]], device=model.device)
+        )
+        ids = model.tokenize([text])[0]  # transcript tokens then EOS
+        token_word = model.token_word_index(text, [{"word": w} for w in words])
+        if len(token_word) != len(ids) - 1 or min(token_word, default=-1) < 0:
+            raise ValueError(f"cannot map the tokens of {text!r} to its {len(words)} words")
+        seq = model.assemble(features, [model.prompt()], [ids])
+        out = model.llm(
+            inputs_embeds=seq.embeds,
+            attention_mask=seq.attention_mask,
+            position_ids=seq.position_ids,
+            output_hidden_states=True,
+            use_cache=False,
+            logits_to_keep=1,
+        )
+        queries = text_states(out.hidden_states[-1], [len(token_word)])  # [1, X, E]
+        log_attn = model.aligner(queries, features.hidden, features.mask)  # [1, X, T]
+        n_frames = int(features.mask[0].sum())
+        spans = token_spans(log_attn[0].float().cpu().numpy(), n_frames, self.median_filter_width)
+        lexical = [_is_lexical(p) for p in token_pieces(model.tokenizer, ids[:-1])]
+        return word_timings(words, token_word, lexical, spans * ENCODER_FRAME_SECONDS, duration)
+
+
+@dataclass(frozen=True)
+class TimestampSummary:
+    """What ``add_timestamps`` did: utterances timed now, already timed, and failed."""
+
+    n_utterances: int
+    n_added: int
+    n_kept: int
+    n_failed: int
+
+
+def add_timestamps(
+    manifest_in: str | Path,
+    manifest_out: str | Path,
+    timestamper: Timestamper,
+    progress: bool = True,
+) -> TimestampSummary:
+    """Fill ``words`` for every utterance of a JSONL manifest that lacks them.
+
+    Utterances that already have words are kept as they are. A file that cannot be read or
+    aligned is logged, counted and written without words (phase 2 skips it). The output is
+    written atomically, so ``manifest_out`` may be ``manifest_in``.
+    """
+    utterances = read_manifest(manifest_in)
+    out: list[Utterance] = []
+    added = failed = 0
+    for u in tqdm(utterances, desc="timestamps", unit="utt", disable=not progress):
+        if u.words is not None:
+            out.append(u)
+            continue
+        try:
+            words = timestamper(load_audio(u.audio_path), u.text)
+        except (ValueError, OSError) as error:
+            logger.warning("no word times for %s (%s): %s", u.id, u.audio_path, error)
+            failed += 1
+            out.append(u)
+            continue
+        out.append(replace(u, words=tuple(words)))
+        added += 1
+    write_manifest(manifest_out, out)
+    return TimestampSummary(len(utterances), added, len(utterances) - added - failed, failed)

@@ -1,0 +1,197 @@
+"""Transcription: audio in any form -> windows -> batched decoding -> aligned, timed words."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from voxlm.alignment import token_spans, tokens_to_words
+from voxlm.audio import SAMPLE_RATE, load_audio
+from voxlm.decoding import (
+    STOP_EOS,
+    STOP_NO_SPEECH,
+    Decoded,
+    DecodingOptions,
+    Transcript,
+    Word,
+    generate,
+)
+from voxlm.encoder import ENCODER_FRAME_SECONDS
+from voxlm.model import text_states
+from voxlm.vad import has_speech, split_points
+
+if TYPE_CHECKING:
+    from voxlm.model import VoxLM
+
+logger = logging.getLogger("voxlm")
+
+MIN_NEW_TOKENS = 8  # token budget floor, so a very short clip can still say a word or two
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of one input's audio, decoded on its own."""
+
+    source: int  # index of the input it came from
+    offset: float  # seconds from the start of that input
+    audio: np.ndarray  # float32 [samples] at 16 kHz
+
+
+def transcribe(
+    model: VoxLM,
+    audio: Any,
+    instruction: str | None = None,
+    options: DecodingOptions | None = None,
+    sample_rate: int | None = None,
+) -> Transcript | list[Transcript]:
+    """Transcribe one input or a list of inputs, returning a ``Transcript`` for each.
+
+    ``audio`` is a path, bytes, a file object or an array (with ``sample_rate``), or a list of
+    them; a list is decoded in batches. Audio longer than the encoder's window is cut at quiet
+    points and the word times are offset back to the whole input.
+    """
+    options = options or DecodingOptions()
+    single = not isinstance(audio, list)
+    inputs = [audio] if single else audio
+    waves = [load_audio(x, sample_rate) for x in inputs]
+    windows = [
+        Window(i, start / SAMPLE_RATE, wave[start:end])
+        for i, wave in enumerate(waves)
+        for start, end in split_points(wave, max_seconds=model.encoder.max_seconds)
+    ]
+    results = decode_windows(model, windows, instruction, options)
+    transcripts = [
+        _join([r for w, r in zip(windows, results, strict=True) if w.source == i], len(wave))
+        for i, wave in enumerate(waves)
+    ]
+    return transcripts[0] if single else transcripts
+
+
+def decode_windows(
+    model: VoxLM, windows: list[Window], instruction: str | None, options: DecodingOptions
+) -> list[Transcript]:
+    """Decode windows in length-sorted batches (less padding); results in input order."""
+    results: list[Transcript | None] = [None] * len(windows)
+    speech = []
+    for i, window in enumerate(windows):
+        if options.no_speech_check and not has_speech(window.audio):
+            duration = len(window.audio) / SAMPLE_RATE
+            results[i] = Transcript("", (), duration, STOP_NO_SPEECH)
+        else:
+            speech.append(i)
+    speech.sort(key=lambda i: len(windows[i].audio))
+    for start in range(0, len(speech), options.batch_size):
+        batch = speech[start : start + options.batch_size]
+        for i, result in zip(
+            batch,
+            _decode_batch(model, [windows[i] for i in batch], instruction, options),
+            strict=True,
+        ):
+            results[i] = result
+    return results  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def _decode_batch(
+    model: VoxLM, windows: list[Window], instruction: str | None, options: DecodingOptions
+) -> list[Transcript]:
+    lengths = torch.tensor([len(w.audio) for w in windows])
+    audio = torch.zeros(len(windows), int(lengths.max()))
+    for i, w in enumerate(windows):
+        audio[i, : len(w.audio)] = torch.from_numpy(w.audio)
+    features = model.encode(audio.to(model.device), lengths.to(model.device))
+    prompts = [model.prompt(instruction)] * len(windows)
+    budgets = [
+        math.ceil(options.max_tokens_per_second * len(w.audio) / SAMPLE_RATE) + MIN_NEW_TOKENS
+        for w in windows
+    ]
+    decoded = generate(model, features, prompts, budgets, options)
+    log_attn = _aligner_attention(model, features, prompts, decoded)
+    return [
+        _words(model, d, a, int(n), w, options)
+        for d, a, n, w in zip(decoded, log_attn, features.mask.sum(1), windows, strict=True)
+    ]
+
+
+def _aligner_attention(model: VoxLM, features, prompts, decoded: list[Decoded]) -> list[np.ndarray]:
+    """One teacher-forced pass over the generated tokens gives the aligner its queries.
+
+    The same layout as in training, so the aligner sees exactly the states it was trained on.
+    """
+    texts = [[*d.tokens, model.tokenizer.eos_token_id] for d in decoded]
+    seq = model.assemble(features, prompts, texts)
+    out = model.llm(
+        inputs_embeds=seq.embeds,
+        attention_mask=seq.attention_mask,
+        position_ids=seq.position_ids,
+        output_hidden_states=True,
+        use_cache=False,
+        logits_to_keep=1,
+    )
+    lengths = [len(d.tokens) for d in decoded]
+    queries = text_states(out.hidden_states[-1], [max(n, 1) for n in lengths])  # [B, X, E]
+    log_attn = model.aligner(queries, features.hidden, features.mask).float().cpu().numpy()
+    return [a[:n] for a, n in zip(log_attn, lengths, strict=True)]
+
+
+def _words(
+    model: VoxLM,
+    decoded: Decoded,
+    log_attn: np.ndarray,
+    n_frames: int,
+    window: Window,
+    options: DecodingOptions,
+) -> Transcript:
+    duration = len(window.audio) / SAMPLE_RATE
+    if not decoded.tokens:
+        return Transcript("", (), duration, decoded.stop_reason)
+    spans = token_spans(log_attn, n_frames, options.median_filter_width) * ENCODER_FRAME_SECONDS
+    spans = np.clip(spans, 0.0, duration) + window.offset
+    words = tokens_to_words(
+        token_pieces(model.tokenizer, decoded.tokens),
+        decoded.probs,
+        [tuple(s) for s in spans.tolist()],
+        options.word_confidence,
+    )
+    return Transcript(" ".join(w.word for w in words), tuple(words), duration, decoded.stop_reason)
+
+
+def token_pieces(tokenizer, tokens: list[int]) -> list[str]:
+    """The text each token adds to the decoded transcript (leading space = new word).
+
+    Decoding prefixes works for every tokenizer family (SentencePiece, byte-level BPE, the
+    character tokenizer); a token that ends inside a multi-byte character adds "" and the
+    character lands on the next token.
+    """
+    pieces, previous = [], ""
+    for k in range(1, len(tokens) + 1):
+        text = tokenizer.decode(tokens[:k], clean_up_tokenization_spaces=False)
+        if text.endswith("\ufffd") or not text.startswith(previous):
+            pieces.append("")
+            continue
+        pieces.append(text[len(previous) :])
+        previous = text
+    return pieces
+
+
+def _join(parts: list[Transcript], n_samples: int) -> Transcript:
+    """Windows of one input -> its transcript; the first rule other than EOS is reported."""
+    duration = n_samples / SAMPLE_RATE
+    words: tuple[Word, ...] = tuple(
+        Word(w.word, min(w.start, duration), min(w.end, duration), w.confidence)
+        for part in parts
+        for w in part.words
+    )
+    fired = [p.stop_reason for p in parts if p.stop_reason not in (STOP_EOS, STOP_NO_SPEECH)]
+    if fired:
+        reason = fired[0]
+    elif all(p.stop_reason == STOP_NO_SPEECH for p in parts):
+        reason = STOP_NO_SPEECH
+    else:
+        reason = STOP_EOS
+    return Transcript(" ".join(w.word for w in words), words, duration, reason)

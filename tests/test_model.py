@@ -1,0 +1,154 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_ENCODERS, TINY_LLMS, tiny_config, tone
+from transformers import WhisperConfig
+
+from voxlm import QwenSTT, VoxLM
+from voxlm.decoding import DecodingOptions, Transcript
+from voxlm.encoder import AudioEncoder
+
+# Random weights: keep every rule that could silence the output off, so words come out.
+OPEN = DecodingOptions(min_confidence=0.0, no_speech_check=False, max_tokens_per_second=10.0)
+
+
+def batch(texts=("the cat sat", "hello")):
+    lengths = torch.tensor([16000, 11000])
+    audio = torch.stack([torch.from_numpy(tone(1.0, seed=i)) for i in range(2)])
+    audio[1, 11000:] = 0
+    words = [
+        [
+            {"word": "the", "start": 0.1, "end": 0.3},
+            {"word": "cat", "start": 0.3, "end": 0.6},
+            {"word": "sat", "start": 0.6, "end": 0.9},
+        ],
+        None,
+    ]
+    return {
+        "audio": audio,
+        "audio_lengths": lengths,
+        "texts": list(texts),
+        "words": words,
+        "ids": ["a", "b"],
+    }
+
+
+def check_invariants(result: Transcript):
+    assert result.text == " ".join(w.word for w in result.words)
+    previous = 0.0
+    for w in result.words:
+        assert 0.0 <= w.start <= w.end <= result.audio_duration + 1e-9
+        assert w.start >= previous - 1e-9
+        assert 0.0 <= w.confidence <= 1.0
+        previous = w.start
+
+
+@pytest.mark.parametrize("llm", TINY_LLMS)
+@pytest.mark.parametrize("encoder", TINY_ENCODERS)
+def test_every_family_trains_and_transcribes(encoder, llm):
+    model = VoxLM.from_config(tiny_config(encoder, llm, use_lora=llm != "qwen2"))
+    out = model(batch(), ce_weight=1.0, ctc_weight=0.5, alignment_weight=0.2)
+    assert torch.isfinite(out.loss) and set(out.losses) == {"ce", "ctc", "alignment"}
+    out.loss.backward()
+    model.eval()
+    result = model.transcribe(tone(1.2), sample_rate=16000, options=OPEN)
+    assert result.words, result
+    check_invariants(result)
+
+
+def test_lora_trains_adapters_only():
+    model = VoxLM.from_config(tiny_config(use_lora=True, lora_target_modules=("q_proj", "v_proj")))
+    llm_trainable = [n for n, p in model.llm.named_parameters() if p.requires_grad]
+    assert llm_trainable and all("lora_" in n for n in llm_trainable)
+
+
+def test_whisper_short_clip_matches_full_window_for_valid_frames():
+    """Slicing the position table must give what a 30 s window gives on the clip's frames."""
+    values = {k: v for k, v in TINY_ENCODERS["whisper"].items() if k != "model_type"}
+    encoder = AudioEncoder.from_config(WhisperConfig(**values)).eval()
+    clip = torch.from_numpy(tone(2.0))[None]
+    short, mask = encoder(clip, torch.tensor([clip.shape[1]]))
+    assert short.shape[1] == 100 and mask.all()  # 2 s at 50 frames/s
+    padded = torch.nn.functional.pad(clip, (0, 3 * 16000))
+    long, long_mask = encoder(padded, torch.tensor([clip.shape[1]]))
+    assert long_mask.sum() == 100
+    # The last frame's convolution reaches past the clip end (padding vs. the next samples).
+    torch.testing.assert_close(long[:, :99], short[:, :99], atol=1e-4, rtol=1e-4)
+
+
+def test_batched_transcription_equals_single():
+    model = VoxLM.from_config(tiny_config()).eval()
+    clips = [tone(1.0, seed=1), tone(1.6, seed=2)]
+    together = model.transcribe(clips, sample_rate=16000, options=OPEN)
+    alone = [model.transcribe(c, sample_rate=16000, options=OPEN) for c in clips]
+    for a, b in zip(together, alone, strict=True):
+        assert a.text == b.text
+        np.testing.assert_allclose(
+            [w.confidence for w in a.words], [w.confidence for w in b.words], atol=1e-4
+        )
+
+
+def test_long_audio_is_windowed_with_offsets():
+    model = VoxLM.from_config(tiny_config()).eval()
+    model.encoder.max_seconds = 2.0  # a short window, so a 5 s input needs three windows
+    result = model.transcribe(tone(5.0), sample_rate=16000, options=OPEN)
+    check_invariants(result)
+    assert result.audio_duration == pytest.approx(5.0)
+    assert max(w.end for w in result.words) > 2.0  # words from later windows carry the offset
+
+
+def test_silence_returns_nothing():
+    model = VoxLM.from_config(tiny_config()).eval()
+    result = model.transcribe(np.zeros(16000, dtype=np.float32), sample_rate=16000)
+    assert result.text == "" and result.words == () and result.stop_reason == "no_speech"
+
+
+def test_save_load_identical_output(tmp_path):
+    model = VoxLM.from_config(tiny_config(use_lora=True)).eval()
+    before = model.transcribe(tone(1.0), sample_rate=16000, options=OPEN)
+    model.save_pretrained(tmp_path / "m")
+    loaded = QwenSTT.from_pretrained(tmp_path / "m")
+    after = loaded.transcribe(tone(1.0), sample_rate=16000, options=OPEN)
+    assert before == after
+
+
+def test_seed_style_checkpoint_loads(tmp_path):
+    model = VoxLM.from_config(tiny_config()).eval()
+    path = tmp_path / "best.pt"
+    config = dataclasses.asdict(model.config)
+    torch.save(
+        {"model_state_dict": model.state_dict(), "config": {"model": config}, "epoch": 3}, path
+    )
+    loaded = VoxLM.from_pretrained(path)
+    assert loaded.transcribe(tone(1.0), sample_rate=16000, options=OPEN) == model.transcribe(
+        tone(1.0), sample_rate=16000, options=OPEN
+    )
+
+
+def test_mismatched_weights_are_named(tmp_path):
+    model = VoxLM.from_config(tiny_config()).eval()
+    state = model.state_dict()
+    state.pop("projector.down.weight")
+    state["projector.extra"] = torch.zeros(1)
+    path = tmp_path / "best.pt"
+    torch.save({"model_state_dict": state, "config": dataclasses.asdict(model.config)}, path)
+    with pytest.raises(
+        ValueError, match=r"1 missing \(e.g. \['projector.down.weight'\]\).*projector.extra"
+    ):
+        VoxLM.from_pretrained(path)
+
+
+def test_bad_model_names(tmp_path):
+    with pytest.raises(ValueError, match="neither a model directory"):
+        VoxLM.from_pretrained("no-such-model")
+    with pytest.raises(ValueError, match="not a VoxLM model directory"):
+        VoxLM.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        VoxLM.from_pretrained(tmp_path / "missing.pt")
+
+
+def test_instruction_changes_the_prompt():
+    model = VoxLM.from_config(tiny_config())
+    assert model.prompt("spell it out").prefix != model.prompt(None).prefix
