@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
@@ -110,6 +111,246 @@ def _load_model(name: str):
         raise UserError(str(error)) from None
 
 
+# ---- synth --------------------------------------------------------------------------------------
+def _synth_parser(sub) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="make a synthetic speech corpus with exact word timings (espeak-ng)",
+        description="Synthesise speech with espeak-ng into the LibriSpeech layout plus JSONL "
+        "manifests (train/dev/test with disjoint sentences; one voice held out for test). "
+        "Each word's start comes from espeak-ng's word events; its end is the next onset "
+        "trimmed to the end of voiced energy. Same seed, same corpus.",
+    )
+    p.add_argument("--output-dir", type=Path, required=True)
+    p.add_argument("--n-train", type=int, default=5000)
+    p.add_argument("--n-dev", type=int, default=200)
+    p.add_argument("--n-test", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--text-file",
+        type=Path,
+        default=None,
+        help="your own sentences, one per line (default: the built-in generator)",
+    )
+    p.add_argument("--noise-prob", type=float, default=0.3, help="share of clips with added noise")
+    p.add_argument("--reverb-prob", type=float, default=0.2, help="share of clips with reverb")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(run=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from voxlm.data.synth import SynthOptions, synthesize_corpus
+
+    values = {
+        k: getattr(args, k)
+        for k in (
+            "output_dir",
+            "n_train",
+            "n_dev",
+            "n_test",
+            "seed",
+            "text_file",
+            "noise_prob",
+            "reverb_prob",
+        )
+    }
+    if args.workers:
+        values["workers"] = args.workers
+    try:
+        report = synthesize_corpus(SynthOptions(**values))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+# ---- train / data / timestamps ------------------------------------------------------------------
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="a YAML config (configs/*.yaml)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set training.phase1.epochs=3 (repeatable)",
+    )
+
+
+def _load(args: argparse.Namespace):
+    from voxlm.config import load_config
+
+    try:
+        return load_config(args.config, args.overrides)
+    except (ValueError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train: data, word timings, phase 1 (transcription), phase 2 (alignment)",
+        description="Run the whole training sequence of a config: prepare the data (download "
+        "LibriSpeech, or synthesise), add word timings where missing, phase 1 (cross-entropy "
+        "on transcripts), phase 2 (aligner on word timings), and save the final model to "
+        "<output.final_model_dir>/<model.name>. Runs under `accelerate launch` unchanged.",
+    )
+    _config_args(p)
+    p.add_argument(
+        "--phase",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="run only this phase (phase 2 starts from phase 1's best model)",
+    )
+    p.add_argument("--init", type=Path, default=None, help="start from this saved model")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from voxlm.training.pipeline import run_training
+
+    config = _load(args)
+    phases = (args.phase,) if args.phase else (1, 2)
+    try:
+        result = run_training(config, phases=phases, resume=args.resume, init=args.init)
+    except (ValueError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    print(f"final model: {result.model_dir}")
+    return 0
+
+
+def _data_parser(sub) -> None:
+    p = sub.add_parser("data", help="prepare a config's data (download / synthesise, manifests)")
+    _config_args(p)
+    p.set_defaults(run=_run_data)
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from voxlm.training.pipeline import prepare_data
+
+    try:
+        paths = prepare_data(_load(args))
+    except (ValueError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    for split, path in paths.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+def _timestamps_parser(sub) -> None:
+    p = sub.add_parser(
+        "timestamps",
+        help="add word timings to a JSONL manifest that lacks them",
+        description="Time each utterance's known transcript: with a Whisper model (hub name or "
+        "local path; forced alignment on its cross-attention) or with a trained VoxLM's aligner.",
+    )
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--output", type=Path, default=None, help="default: overwrite the manifest")
+    p.add_argument("--whisper", default=None, help="Whisper model name or path")
+    p.add_argument("--model", default=None, help="a trained VoxLM model directory")
+    p.set_defaults(run=_run_timestamps)
+
+
+def _run_timestamps(args: argparse.Namespace) -> int:
+    from voxlm.timestamps import VoxLMTimestamper, WhisperTimestamper, add_timestamps
+
+    if (args.whisper is None) == (args.model is None):
+        raise UserError("give exactly one of --whisper NAME_OR_PATH and --model DIR")
+    try:
+        if args.whisper:
+            timestamper = WhisperTimestamper.from_pretrained(args.whisper)
+        else:
+            timestamper = VoxLMTimestamper(_load_model(args.model))
+        summary = add_timestamps(args.manifest, args.output or args.manifest, timestamper)
+    except (ValueError, OSError) as error:
+        raise UserError(str(error)) from None
+    print(json.dumps(dataclasses.asdict(summary)))
+    return 0
+
+
+# ---- evaluate -----------------------------------------------------------------------------------
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="WER, CER, word-onset error and confidence AUROC on a manifest",
+        description="Transcribe every utterance of a JSONL manifest (or a LibriSpeech-layout "
+        "folder) and score text, word onsets (where the manifest has them) and confidence.",
+    )
+    p.add_argument("data", type=Path, help="a .jsonl manifest or a LibriSpeech-layout folder")
+    p.add_argument("--model", required=True, help="a saved model directory or variant")
+    p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    p.add_argument("--output", type=Path, default=None, help="write the report (JSON) here")
+    p.add_argument("--device", default="cpu")
+    _add_decoding_flags(p)
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from voxlm.data.librispeech import read_librispeech
+    from voxlm.data.manifest import read_manifest
+    from voxlm.evaluate import evaluate
+
+    try:
+        data = read_manifest(args.data) if args.data.is_file() else read_librispeech(args.data)
+    except (ValueError, OSError) as error:
+        raise UserError(str(error)) from None
+    model = _load_model(args.model).to(args.device)
+    options = _decoding_options(args)
+    report, _ = evaluate(model, data[: args.limit], batch_size=options.batch_size, options=options)
+    text = json.dumps(report.to_dict(), indent=2)
+    if args.output:
+        args.output.write_text(text)
+    print(text)
+    return 0
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+def _demo_parser(sub) -> None:
+    from voxlm.demo import DemoOptions
+
+    d = DemoOptions()
+    p = sub.add_parser(
+        "demo",
+        help="synthesise speech, train voxlm-tiny from scratch, evaluate, show one result",
+        description="The whole product on a CPU in about ten minutes: espeak-ng speech with exact "
+        "word timings, phase 1 and phase 2 training of voxlm-tiny from random weights, "
+        "evaluation on held-out sentences and a held-out voice, and one transcript with its "
+        "JSON, SRT and an alignment picture. Leaves DIR/model/ and DIR/metrics.json.",
+    )
+    p.add_argument("--output-dir", type=Path, default=d.output_dir)
+    p.add_argument("--minutes", type=float, default=d.minutes, help="phase 1 training budget")
+    p.add_argument("--phase2-minutes", type=float, default=d.phase2_minutes)
+    p.add_argument("--n-train", type=int, default=d.n_train)
+    p.add_argument("--n-test", type=int, default=d.n_test)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from voxlm.demo import DemoOptions, run_demo, summary_table
+
+    options = DemoOptions(
+        output_dir=args.output_dir,
+        minutes=args.minutes,
+        phase2_minutes=args.phase2_minutes,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        seed=args.seed,
+    )
+    metrics = run_demo(options)
+    out = args.output_dir
+    print((out / "example.txt").read_text(), end="")
+    print((out / "example.json").read_text())
+    print(
+        f"wrote {out / 'example.srt'}, {out / 'alignment.png'}, {out / 'metrics.json'}, "
+        f"{out / 'model'}/\n"
+    )
+    print(summary_table(metrics))
+    return 0
+
+
 # ---- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -124,7 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_PARSERS = [_transcribe_parser]
+_PARSERS = [
+    _transcribe_parser,
+    _synth_parser,
+    _data_parser,
+    _timestamps_parser,
+    _train_parser,
+    _evaluate_parser,
+    _demo_parser,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

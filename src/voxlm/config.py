@@ -198,6 +198,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "use_lora": False,
         "ctc": True,
         "aligner_dim": 128,
+        "instruction": "",  # trained from scratch for one task: a prompt would only cost time
     },
 }
 LEGACY_NAMES = {name.replace("voxlm-", "qwen-stt-"): name for name in VARIANTS}

@@ -216,7 +216,9 @@ class VoxLM(nn.Module):
         rows, labels = [], []
         for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
             n_audio = int(audio.embed_mask[i].sum())
-            ids = torch.tensor([*prompt.prefix, *prompt.suffix, *text], device=self.device)
+            ids = torch.tensor(
+                [*prompt.prefix, *prompt.suffix, *text], dtype=torch.long, device=self.device
+            )
             tokens = embed(ids)  # [P + Q + X, E]
             n_prefix = len(prompt.prefix)
             rows.append(

@@ -1,0 +1,226 @@
+"""``voxlm demo``: the whole product on one CPU in minutes, from nothing.
+
+Synthesise speech with exact word timings, train ``voxlm-tiny`` from scratch (phase 1:
+transcription with an auxiliary CTC loss; phase 2: the aligner on word timings), evaluate on
+held-out sentences and a held-out voice, and show one transcript with its timings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voxlm.audio import load_audio
+from voxlm.config import PhaseConfig, TrainingConfig, VoxLMConfig, get_config
+from voxlm.data.manifest import Utterance, read_manifest
+from voxlm.decoding import Decoded, DecodingOptions, Transcript
+from voxlm.model import VoxLM
+
+logger = logging.getLogger("voxlm")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's recipe. Defaults fit a 2-core CPU in about ten minutes (see BENCHMARKS.md)."""
+
+    output_dir: Path = Path("demo")
+    minutes: float = 6.5  # phase 1 training budget
+    phase2_minutes: float = 0.75
+    n_train: int = 6000
+    n_dev: int = 150
+    n_test: int = 400
+    batch_size: int = 32
+    learning_rate: float = 1.5e-3
+    ctc_weight: float = 0.5
+    alignment_weight: float = 0.2  # the aligner also learns during phase 1, from the start
+    seed: int = 0
+
+
+def demo_config(options: DemoOptions) -> VoxLMConfig:
+    """voxlm-tiny with the demo's time-boxed two-phase recipe."""
+    base = get_config("voxlm-tiny")
+    everything = ("encoder", "projector", "llm", "aligner", "ctc")
+    phase1 = PhaseConfig(
+        epochs=1000,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        weight_decay=0.01,
+        warmup_steps=150,
+        max_minutes=options.minutes,
+        ctc_weight=options.ctc_weight,
+        alignment_weight=options.alignment_weight,
+        train_modules=everything,
+        eval_every=10_000,
+        save_every=100,
+    )
+    phase2 = PhaseConfig(
+        epochs=1000,
+        batch_size=options.batch_size,
+        learning_rate=1e-3,
+        warmup_steps=20,
+        max_minutes=options.phase2_minutes,
+        ce_weight=0.0,
+        alignment_weight=1.0,
+        train_modules=("aligner",),
+        eval_every=10_000,
+        save_every=100,
+    )
+    out = options.output_dir
+    return dataclasses.replace(
+        base,
+        training=TrainingConfig(phase1=phase1, phase2=phase2, seed=options.seed, num_workers=0),
+        data=dataclasses.replace(
+            base.data,
+            dataset="synthetic",
+            data_dir=str(out / "data"),
+            train_split="train",
+            val_split="dev",
+            test_split="test",
+        ),
+        output=dataclasses.replace(
+            base.output,
+            output_dir=str(out),
+            checkpoint_dir=str(out / "checkpoints"),
+            final_model_dir=str(out),
+        ),
+    )
+
+
+def run_demo(options: DemoOptions, progress: bool = True) -> dict:
+    """Run every stage; returns the metrics also written to ``output_dir/metrics.json``."""
+    from voxlm.data.synth import SynthOptions, synthesize_corpus
+    from voxlm.evaluate import evaluate
+    from voxlm.training.pipeline import run_phase
+
+    started = time.monotonic()
+    out = Path(options.output_dir)
+    config = demo_config(options)
+    data_dir = Path(config.data.data_dir)
+    if not (data_dir / "test.jsonl").is_file():
+        synthesize_corpus(
+            SynthOptions(
+                output_dir=data_dir,
+                n_train=options.n_train,
+                n_dev=options.n_dev,
+                n_test=options.n_test,
+                seed=options.seed,
+            ),
+            progress=progress,
+        )
+    manifests = {k: data_dir / f"{k}.jsonl" for k in ("train", "dev", "test")}
+    synth_minutes = (time.monotonic() - started) / 60
+
+    model = VoxLM.from_config(config.model)
+    phase1 = run_phase(config, 1, model, manifests, progress=progress)
+    phase2 = run_phase(config, 2, model, manifests, progress=progress)
+    model.eval().save_pretrained(out / "model")
+
+    test = read_manifest(manifests["test"])
+    report, transcripts = evaluate(
+        model, test, batch_size=32, options=DecodingOptions(), progress=progress
+    )
+    metrics = {
+        **report.to_dict(),
+        "train_minutes": phase1.minutes + phase2.minutes,
+        "phase1_steps": phase1.steps,
+        "phase2_steps": phase2.steps,
+        "synth_minutes": synth_minutes,
+    }
+    example = _example(test, transcripts)
+    write_example(model, example[0], example[1], out)
+    metrics["total_minutes"] = (time.monotonic() - started) / 60
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _example(
+    test: list[Utterance], transcripts: list[Transcript | None]
+) -> tuple[Utterance, Transcript]:
+    """The first held-out test clip of 8-12 words: long enough to show the alignment."""
+    pairs = [(u, t) for u, t in zip(test, transcripts, strict=True) if t is not None and u.words]
+    return next((p for p in pairs if 8 <= len(p[0].words) <= 12), pairs[0])
+
+
+def write_example(model: VoxLM, utterance: Utterance, transcript: Transcript, out: Path) -> None:
+    """The example's JSON, SRT and alignment picture."""
+    from voxlm.formats import write_result
+
+    (out / "example.json").write_text(write_result(transcript, "json"))
+    (out / "example.srt").write_text(write_result(transcript, "srt"))
+    (out / "example.txt").write_text(f"{utterance.audio_path}\nreference: {utterance.text}\n")
+    plot_alignment(model, utterance, transcript, out / "alignment.png")
+
+
+def plot_alignment(model: VoxLM, utterance: Utterance, transcript: Transcript, path: Path) -> None:
+    """Aligner attention over 20 ms frames, the DTW path, and the true word onsets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from voxlm.alignment import dtw, median_filter
+    from voxlm.encoder import ENCODER_FRAME_SECONDS
+    from voxlm.transcribe import _aligner_attention
+
+    audio = load_audio(utterance.audio_path)
+    tokens = model.tokenizer(transcript.text, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        features = model.encode(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
+        log_attn = _aligner_attention(
+            model, features, [model.prompt()], [Decoded(tokens, [], "eos")]
+        )[0]
+    n_frames = int(features.mask.sum())
+    attn = np.exp(log_attn[:, :n_frames])
+    rows, cols = dtw(-median_filter(log_attn[:, :n_frames], 3))
+    seconds = n_frames * ENCODER_FRAME_SECONDS
+    fig, ax = plt.subplots(figsize=(max(8, seconds * 4), max(4, len(tokens) * 0.18)))
+    ax.imshow(
+        attn,
+        aspect="auto",
+        origin="upper",
+        cmap="magma",
+        extent=(0, seconds, len(tokens) - 0.5, -0.5),
+    )
+    ax.plot((cols + 0.5) * ENCODER_FRAME_SECONDS, rows, color="cyan", lw=1.2, label="DTW path")
+    for i, (word, start, _) in enumerate(utterance.words or ()):
+        ax.axvline(start, color="lime", lw=0.8, ls="--", label="true onset" if i == 0 else None)
+        ax.text(start, -0.6, word, color="lime", fontsize=7, rotation=45, va="bottom")
+    ax.set_yticks(range(len(tokens)))
+    ax.set_yticklabels(model.tokenizer.convert_ids_to_tokens(tokens), fontsize=6)
+    ax.set_xlabel("seconds")
+    ax.set_title(f"{utterance.id}: {transcript.text}", fontsize=9)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary_table(metrics: dict) -> str:
+    """The one table printed at the end of the demo."""
+
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.1f}%"
+
+    def num(x, fmt):
+        return "n/a" if x is None else format(x, fmt)
+
+    rows = [
+        ("total minutes (synthesis included)", num(metrics["total_minutes"], ".1f")),
+        ("training minutes", num(metrics["train_minutes"], ".1f")),
+        ("test utterances", str(metrics["n_utterances"])),
+        ("WER", pct(metrics["wer"])),
+        ("CER", pct(metrics["cer"])),
+        ("word-onset MAE", num(metrics["onset_mae_ms"], ".1f") + " ms"),
+        ("onsets within 50 ms", pct(metrics["onset_within_50ms"])),
+        ("proportional-split baseline MAE", num(metrics["baseline_onset_mae_ms"], ".1f") + " ms"),
+        ("confidence AUROC (right vs wrong words)", num(metrics["confidence_auroc"], ".3f")),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -1,0 +1,486 @@
+"""One training phase: a loop that reads top to bottom, under HF accelerate.
+
+config -> trainable parts -> data (length-bucketed batches) -> AdamW -> warm-up + cosine ->
+loop (accumulation, clipping, logging, dev evaluation, best model, checkpoint) -> result.
+
+The same code runs on one CPU and under ``accelerate launch`` (DDP on any backend): the model,
+optimizer and data loader go through ``accelerator.prepare``; only the main process evaluates
+and writes files. Phase 1 (transcription) keeps the model with the lowest dev WER, phase 2
+(timestamps, no cross-entropy) the one with the lowest dev alignment loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import broadcast, set_seed
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from voxlm.audio import SAMPLE_RATE
+from voxlm.config import PhaseConfig
+from voxlm.data.batching import LengthBucketSampler, collate
+from voxlm.decoding import DecodingOptions
+from voxlm.evaluate import word_error_rate
+from voxlm.model import VoxLM
+from voxlm.training.checkpoint import (
+    BEST_DIR,
+    CHECKPOINT_FILE,
+    TrainState,
+    load_checkpoint,
+    save_best,
+    save_checkpoint,
+    set_rng_state,
+)
+from voxlm.training.logs import TrainingLog
+
+logger = logging.getLogger("voxlm")
+
+# The parts of a VoxLM that a phase can train, as parameter-name tests.
+TRAINABLE_MODULES = {
+    "encoder": lambda name: name.startswith("encoder."),
+    "projector": lambda name: name.startswith("projector."),
+    "llm": lambda name: name.startswith("llm."),
+    "lora": lambda name: "lora_" in name,
+    "aligner": lambda name: name.startswith("aligner."),
+    "ctc": lambda name: name.startswith("ctc_head."),
+}
+FINAL_LR_FRACTION = 0.1  # the cosine ends at 10% of the peak learning rate
+# Early models are measured, not silenced: no confidence floor, no speech gate.
+DEV_DECODING = DecodingOptions(min_confidence=0.0, no_speech_check=False)
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """What a phase did. ``best_metric`` is dev WER (phase 1) or dev alignment loss (phase 2)."""
+
+    steps: int
+    minutes: float
+    best_metric: float | None
+    best_dir: Path | None
+    history: tuple[dict[str, float], ...]  # the rows of log.csv
+
+
+def set_trainable(model: VoxLM, modules: tuple[str, ...]) -> int:
+    """Let gradients reach only the named parts; return how many weights will train.
+
+    "llm" is every LLM weight, "lora" only its adapters (names containing ``lora_``).
+    """
+    unknown = [m for m in modules if m not in TRAINABLE_MODULES]
+    if unknown or not modules:
+        raise ValueError(
+            f"train_modules: unknown {unknown or 'empty list'}; "
+            f"expected names among {', '.join(TRAINABLE_MODULES)}"
+        )
+    names = [n for n, _ in model.named_parameters()]
+    for module in modules:
+        if not any(TRAINABLE_MODULES[module](n) for n in names):
+            why = {"ctc": "model.ctc is off", "lora": "model.use_lora is off"}.get(module, "")
+            raise ValueError(
+                f"train_modules names {module!r}, but the model has no such weights {why}"
+            )
+    count = 0
+    for name, param in model.named_parameters():
+        param.requires_grad_(any(TRAINABLE_MODULES[m](name) for m in modules))
+        count += param.numel() if param.requires_grad else 0
+    return count
+
+
+def param_groups(model: VoxLM, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices (and embeddings), none on biases and norms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to the peak, then a cosine down to FINAL_LR_FRACTION of it at the end.
+
+    The end is the last step, or, for a phase with ``max_minutes``, the end of its time budget
+    when that comes first (``time_fraction`` = share of the budget used), so a time-boxed run
+    still anneals instead of stopping at its peak rate.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    progress = min(1.0, max(progress, time_fraction))
+    return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_accelerator(phase: PhaseConfig) -> Accelerator:
+    """The accelerator a phase asks for (``accelerate launch`` settings fill in the rest)."""
+    return Accelerator(
+        mixed_precision=phase.mixed_precision,
+        gradient_accumulation_steps=phase.gradient_accumulation_steps,
+        kwargs_handlers=[
+            DistributedDataParallelKwargs(find_unused_parameters=may_skip_gradients(phase))
+        ],
+    )
+
+
+def may_skip_gradients(phase: PhaseConfig) -> bool:
+    """Whether a trainable part can get no gradient from the phase's loss in some step.
+
+    DDP then has to search the graph for unused weights every step, so it is asked to only
+    when needed: the aligner without its loss, the CTC head without CTC, the LLM's output
+    head without cross-entropy, and encoders (Wav2Vec2's masking vector is used only on
+    the steps that mask).
+    """
+    reached = {
+        "encoder": False,
+        "projector": phase.ce_weight > 0 or phase.alignment_weight > 0,
+        "llm": phase.ce_weight > 0,
+        "lora": phase.ce_weight > 0 or phase.alignment_weight > 0,
+        "aligner": phase.alignment_weight > 0,
+        "ctc": phase.ctc_weight > 0,
+    }
+    return not all(reached[m] for m in phase.train_modules)
+
+
+def selection_metric(phase: PhaseConfig) -> str:
+    """The dev number that picks the best model: lower is better."""
+    if phase.ce_weight > 0:
+        return "dev_wer"
+    return "dev_alignment" if phase.alignment_weight > 0 else "dev_loss"
+
+
+def train_phase(
+    model: VoxLM,
+    phase: PhaseConfig,
+    name: str,
+    train_set: Dataset,
+    dev_set: Dataset,
+    out_dir: Path,
+    *,
+    seed: int,
+    resume: bool = False,
+    log_every: int = 25,
+    dev_limit: int = 200,
+    progress: bool = True,
+    num_workers: int = 0,
+    accelerator: Accelerator | None = None,
+) -> PhaseResult:
+    """Train ``model`` in place for one phase; files go to ``out_dir``.
+
+    Writes ``last.pt`` (resumable), ``best/`` (``VoxLM.from_pretrained``), ``log.csv``,
+    ``curves.png`` and TensorBoard events. Stops at ``phase.max_steps``, ``phase.max_minutes``
+    or after ``phase.epochs``, whichever comes first. With ``resume`` the phase continues from
+    ``last.pt`` exactly where it stopped (a missing file starts it afresh).
+    """
+    out_dir = Path(out_dir)
+    n_trainable = set_trainable(model, phase.train_modules)
+    accelerator = accelerator or make_accelerator(phase)
+    if accelerator.gradient_accumulation_steps != phase.gradient_accumulation_steps:
+        raise ValueError(
+            f"{name}: the accelerator accumulates {accelerator.gradient_accumulation_steps} "
+            f"batches but gradient_accumulation_steps is {phase.gradient_accumulation_steps}"
+        )
+    main = accelerator.is_main_process
+    set_seed(seed)
+    sampler = LengthBucketSampler(train_set.durations(), phase.batch_size, seed=seed)
+    loader = DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
+    )
+    optimizer = torch.optim.AdamW(param_groups(model, phase.weight_decay), lr=phase.learning_rate)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    total_steps = phase.epochs * math.ceil(len(loader) / phase.gradient_accumulation_steps)
+    if phase.max_steps is not None:
+        total_steps = min(total_steps, phase.max_steps)
+    # Not prepared, and stepped by hand after each optimizer step: accelerate's wrapper steps a
+    # scheduler num_processes times per optimizer step, and this one counts optimizer steps.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, phase.warmup_steps, total_steps)
+    )
+    state, rng = TrainState(), None
+    if resume:
+        state, rng = _restore(out_dir / CHECKPOINT_FILE, accelerator, model, optimizer, scheduler)
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+            # The schedule may have been lengthened (a larger max_steps): its rate, not the file's.
+            group["lr"] = base * lr_factor(state.step, phase.warmup_steps, total_steps)
+    log = TrainingLog(out_dir, name, state.step if rng is not None else None, enabled=main)
+    dev_items = load_items(dev_set, dev_limit) if main else []
+    if main:
+        logger.info(
+            "%s: %d trainable weights (%s), %d steps, %d batches per epoch, %d dev utterances",
+            name, n_trainable, ", ".join(phase.train_modules), total_steps, len(loader),
+            len(dev_items),
+        )  # fmt: skip
+    if rng is not None:
+        set_rng_state(rng)  # last: nothing may draw random numbers between here and the loop
+    loop = _Loop(accelerator, model, optimizer, scheduler, phase, name, out_dir, log, dev_items)
+    loop.run(loader, sampler, state, total_steps, log_every, progress)
+    log.close()
+    best_dir = out_dir / BEST_DIR
+    return PhaseResult(
+        steps=state.step,
+        minutes=state.elapsed / 60,
+        best_metric=state.best_metric,
+        best_dir=best_dir if main and best_dir.is_dir() else None,
+        history=tuple(log.rows),
+    )
+
+
+def _restore(
+    checkpoint: Path,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[TrainState, dict[str, Any] | None]:
+    """Load ``checkpoint`` if it exists: the state to continue from and the RNG states."""
+    if not checkpoint.is_file():
+        logger.warning("no %s to resume from; starting afresh", checkpoint)
+        return TrainState(), None
+    state, rng = load_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, scheduler)
+    logger.info("resuming from %s at step %d", checkpoint, state.step)
+    return state, rng
+
+
+@dataclass
+class _Loop:
+    """The loop's fixed parts, so that each stage is a short method."""
+
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    phase: PhaseConfig
+    name: str
+    out_dir: Path
+    log: TrainingLog
+    dev_items: list[dict[str, Any]]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        p = self.phase
+        return {
+            "ce_weight": p.ce_weight,
+            "ctc_weight": p.ctc_weight,
+            "alignment_weight": p.alignment_weight,
+        }
+
+    def run(
+        self,
+        loader: DataLoader,
+        sampler: LengthBucketSampler,
+        state: TrainState,
+        total_steps: int,
+        log_every: int,
+        progress: bool,
+    ) -> None:
+        acc, phase = self.accelerator, self.phase
+        started = time.monotonic() - state.elapsed
+        bar = tqdm(
+            total=total_steps,
+            initial=state.step,
+            desc=self.name,
+            disable=not progress or not acc.is_main_process,
+        )
+        window: dict[str, list[float]] = defaultdict(list)  # loss terms since the last log row
+        last_eval = last_save = -1
+        self.model.train()
+        stop = state.step >= total_steps
+        while not stop and state.epoch < phase.epochs:
+            for batch in self._epoch(loader, sampler, state):
+                state.batch_in_epoch += 1
+                if self._all_empty(batch) or not self._train_step(batch, window):
+                    continue  # skipped, or a micro-batch of gradient accumulation
+                state.step += 1
+                state.elapsed = time.monotonic() - started
+                self._follow_time_budget(state, total_steps)
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(window['loss']):.3f}")
+                if _every(state.step, log_every):
+                    self._log_train(state, window)
+                if _every(state.step, phase.eval_every):
+                    self._evaluate(state)
+                    last_eval = state.step
+                if _every(state.step, phase.save_every):
+                    self._save(state)
+                    last_save = state.step
+                stop = state.step >= total_steps or self._out_of_time(state)
+                if stop:
+                    break
+            if not stop:
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+        bar.close()
+        state.elapsed = time.monotonic() - started
+        if window:
+            self._log_train(state, window)
+        if last_eval != state.step:
+            self._evaluate(state)
+        if last_save != state.step:
+            self._save(state)
+
+    def _epoch(self, loader: DataLoader, sampler: LengthBucketSampler, state: TrainState):
+        """This epoch's batches, without those a resumed run already trained on."""
+        sampler.set_epoch(state.epoch)  # the order is a function of (seed, epoch) alone
+        loader.set_epoch(state.epoch)
+        if state.batch_in_epoch:
+            return self.accelerator.skip_first_batches(loader, state.batch_in_epoch)
+        return loader
+
+    def _all_empty(self, batch: dict[str, Any] | None) -> bool:
+        """True when any process's batch is None (all its files corrupt): all skip this step.
+
+        Processes must agree, or the others would wait forever for this one's gradients.
+        """
+        empty = torch.tensor([batch is None], device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            empty = self.accelerator.gather(empty)
+        if bool(empty.any()):
+            logger.warning("%s: skipping a batch with no readable audio", self.name)
+            return True
+        return False
+
+    def _train_step(self, batch: dict[str, Any], window: dict[str, list[float]]) -> bool:
+        """Forward and backward one batch; return True when the optimizer stepped."""
+        acc = self.accelerator
+        with acc.accumulate(self.model):
+            out = self.model(batch, **self.weights)
+            acc.backward(out.loss)
+            if acc.sync_gradients and self.phase.clip_grad_norm > 0:
+                trainable = [p for p in self.model.parameters() if p.requires_grad]
+                norm = acc.clip_grad_norm_(trainable, self.phase.clip_grad_norm)
+                window["grad_norm"].append(float(norm))
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        window["loss"].append(float(out.loss.detach()))
+        for term, value in out.losses.items():
+            window[term].append(value)
+        if not acc.sync_gradients:
+            return False
+        if not acc.optimizer_step_was_skipped:  # fp16 overflow: the step did not happen
+            self.scheduler.step()
+        return True
+
+    def _follow_time_budget(self, state: TrainState, total_steps: int) -> None:
+        """With ``max_minutes``, set the rate from the share of the time budget used."""
+        if self.phase.max_minutes is None:
+            return
+        used = torch.tensor([min(1.0, state.elapsed / (self.phase.max_minutes * 60))])
+        if self.accelerator.num_processes > 1:  # one clock for all, or the weights drift apart
+            used = broadcast(used.to(self.accelerator.device), from_process=0)
+        factor = lr_factor(state.step, self.phase.warmup_steps, total_steps, float(used))
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * factor
+
+    def _out_of_time(self, state: TrainState) -> bool:
+        if self.phase.max_minutes is None:
+            return False
+        over = torch.tensor(
+            [state.elapsed >= self.phase.max_minutes * 60], device=self.accelerator.device
+        )
+        # The main process's clock decides for all, so every process stops at the same step.
+        return bool(broadcast(over, from_process=0).item())
+
+    def _log_train(self, state: TrainState, window: dict[str, list[float]]) -> None:
+        """One CSV row of the loss terms averaged since the last row (and over processes)."""
+        means = {
+            k: torch.tensor(np.mean(v), device=self.accelerator.device) for k, v in window.items()
+        }
+        if self.accelerator.num_processes > 1:
+            means = {k: self.accelerator.reduce(v, "mean") for k, v in sorted(means.items())}
+        window.clear()
+        self.log.write(
+            {
+                "step": state.step,
+                "epoch": state.epoch,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                **{k: float(v) for k, v in means.items()},
+                "elapsed_s": state.elapsed,
+            }
+        )
+
+    def _evaluate(self, state: TrainState) -> None:
+        """Dev metrics on the main process; a better selection metric replaces best/.
+
+        Without dev utterances there is nothing to select by, and best/ is the latest model.
+        """
+        acc = self.accelerator
+        if acc.is_main_process:
+            model = acc.unwrap_model(self.model)
+            metric = math.inf
+            if self.dev_items:
+                with acc.autocast():
+                    metrics = dev_metrics(model, self.phase, self.dev_items)
+                self.model.train()
+                row = {"step": state.step, "epoch": state.epoch, **metrics}
+                self.log.write({**row, "elapsed_s": state.elapsed})
+                logger.info("%s step %d: %s", self.name, state.step, _format(metrics))
+                metric = metrics[selection_metric(self.phase)]
+                metric = metric if math.isfinite(metric) else math.inf
+            self.log.plot()
+            if state.best_metric is None or metric < state.best_metric or not self.dev_items:
+                state.best_metric = metric if self.dev_items else None
+                save_best(model, self.out_dir / BEST_DIR)
+        acc.wait_for_everyone()
+
+    def _save(self, state: TrainState) -> None:
+        acc = self.accelerator
+        if acc.is_main_process:
+            save_checkpoint(
+                self.out_dir / CHECKPOINT_FILE,
+                acc.unwrap_model(self.model),
+                self.optimizer,
+                self.scheduler,
+                state,
+            )
+        acc.wait_for_everyone()
+
+
+def _every(step: int, interval: int) -> bool:
+    """Whether ``step`` is on the interval; 0 or less means only at the end of the phase."""
+    return interval > 0 and step % interval == 0
+
+
+def load_items(dataset: Dataset, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` readable utterances, shortest first (dev batches pad little)."""
+    items = [dataset[i] for i in range(min(limit, len(dataset)))]
+    return sorted((x for x in items if x is not None), key=lambda x: len(x["audio"]))
+
+
+@torch.no_grad()
+def dev_metrics(model: VoxLM, phase: PhaseConfig, items: list[dict[str, Any]]) -> dict[str, float]:
+    """Dev loss terms (the phase's weights) and, when the phase trains transcription, dev WER."""
+    model.eval()
+    totals: dict[str, float] = defaultdict(float)
+    for start in range(0, len(items), phase.batch_size):
+        batch = collate(items[start : start + phase.batch_size])
+        out = model(
+            batch,
+            ce_weight=phase.ce_weight,
+            ctc_weight=phase.ctc_weight,
+            alignment_weight=phase.alignment_weight,
+        )
+        n = len(batch["texts"])
+        totals["loss"] += float(out.loss) * n
+        for term, value in out.losses.items():
+            totals[term] += value * n
+    metrics = {f"dev_{k}": v / len(items) for k, v in totals.items()}
+    if phase.ce_weight > 0:
+        metrics["dev_wer"] = dev_wer(model, items)
+    return metrics
+
+
+def dev_wer(model: VoxLM, items: list[dict[str, Any]]) -> float:
+    """Corpus word error rate of greedy transcription (normalised as in ``voxlm.evaluate``)."""
+    transcripts = model.transcribe(
+        [x["audio"] for x in items], sample_rate=SAMPLE_RATE, options=DEV_DECODING
+    )
+    return word_error_rate([x["text"] for x in items], [t.text for t in transcripts])
+
+
+def _format(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
