@@ -1,0 +1,128 @@
+import json
+
+import pytest
+
+from voxlm.data.librispeech import read_librispeech
+from voxlm.data.manifest import read_manifest
+from voxlm.data.sentences import VOCABULARY, generate_sentences, sentence_words, split_disjoint
+from voxlm.data.synth import (
+    DEFAULT_HELD_OUT_VOICE,
+    DEFAULT_VOICES,
+    SynthOptions,
+    _match_events,
+    synthesize_corpus,
+    voice_exists,
+)
+
+SMALL = {"n_train": 16, "n_dev": 4, "n_test": 10, "seed": 5, "noise_prob": 0.5, "reverb_prob": 0.5}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    report = synthesize_corpus(SynthOptions(root / "w2", workers=2, **SMALL), progress=False)
+    return root, report
+
+
+def _files(folder):
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_same_seed_gives_identical_audio_and_timings_with_any_worker_count(corpus):
+    root, report = corpus
+    again = synthesize_corpus(SynthOptions(root / "w1", workers=1, **SMALL), progress=False)
+    assert again.utterances == report.utterances and again.dropped == report.dropped
+    first, second = _files(root / "w2"), _files(root / "w1")
+    assert first.keys() == second.keys()
+    assert all(first[name] == second[name] for name in first)  # FLAC bytes and manifests
+
+
+def test_report_counts_match_the_manifests(corpus):
+    root, report = corpus
+    for split in ("train", "dev", "test"):
+        utterances = read_manifest(root / "w2" / f"{split}.jsonl")
+        assert len(utterances) == report.utterances[split]
+        assert sum(u.duration for u in utterances) == pytest.approx(report.seconds[split], abs=0.01)
+    total = sum(report.utterances.values()) + sum(report.dropped.values())
+    assert total == SMALL["n_train"] + SMALL["n_dev"] + SMALL["n_test"]
+
+
+def test_splits_are_disjoint_and_the_held_out_voice_is_test_only(corpus):
+    root, report = corpus
+    splits = {s: read_manifest(root / "w2" / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    texts = {s: {u.text for u in us} for s, us in splits.items()}
+    assert not texts["train"] & texts["dev"] and not texts["train"] & texts["test"]
+    assert not texts["dev"] & texts["test"]
+    assert sentence_words(texts["test"] | texts["dev"]) <= sentence_words(texts["train"])
+    held_out = str(len(DEFAULT_VOICES))
+    assert report.voices[held_out] == DEFAULT_HELD_OUT_VOICE
+    assert all(u.speaker != held_out for s in ("train", "dev") for u in splits[s])
+    assert {u.speaker for u in splits["test"]} - {held_out}  # test also has the other voices
+
+
+def test_word_timings_are_ordered_and_inside_the_audio(corpus):
+    root, _ = corpus
+    for split in ("train", "dev", "test"):
+        for u in read_manifest(root / "w2" / f"{split}.jsonl"):
+            assert [w for w, _, _ in u.words] == u.text.split()
+            starts = [s for _, s, _ in u.words]
+            assert starts == sorted(starts) and len(set(starts)) == len(starts)
+            assert all(0 <= s <= e <= u.duration for _, s, e in u.words)
+            assert all(e <= nxt + 1e-6 for (_, _, e), nxt in zip(u.words, starts[1:], strict=False))
+            assert u.words[0][1] == pytest.approx(0.15, abs=0.011)  # edge silence kept
+            assert u.duration - u.words[-1][2] == pytest.approx(0.15, abs=0.011)
+
+
+def test_librispeech_layout_and_transcripts(corpus):
+    root, _ = corpus
+    manifest = read_manifest(root / "w2" / "train.jsonl")
+    first = json.loads((root / "w2" / "train.jsonl").read_text().splitlines()[0])
+    speaker, chapter, _ = first["id"].split("-")
+    assert first["audio_filepath"] == f"train/{speaker}/{chapter}/{first['id']}.flac"
+    trans = root / "w2" / "train" / speaker / chapter / f"{speaker}-{chapter}.trans.txt"
+    assert f"{first['id']} {first['text'].upper()}" in trans.read_text().splitlines()
+    from_layout = read_librispeech(root / "w2" / "train")
+    assert sorted((u.id, u.text) for u in from_layout) == sorted((u.id, u.text) for u in manifest)
+    assert (root / "w2" / "SPEAKERS.TXT").exists()
+
+
+def test_merged_article_onset_is_recovered_from_phonemes():
+    text = "we sat in the autumn"
+    words = [(0, 0), (3, 100), (7, 200), (14, 400)]  # no word event for "the" (position 10)
+    phonemes = [(7, 200, "I"), (7, 250, "n"), (7, 300, "D"), (7, 350, "I2"), (7, 400, ";")]
+    assert _match_events(text, words, phonemes) == [0, 100, 200, 300, 400]
+    assert _match_events(text, words, phonemes[:2]) is None  # cannot place it: never guess
+    assert _match_events("we sat", [(0, 0)], []) is None
+
+
+def test_options_are_checked():
+    assert voice_exists("en-us") and voice_exists("en+f2")
+    assert not voice_exists("en+nonexistent") and not voice_exists("xx-yy")
+    for bad in ({"voices": ("en", "zz-nope")}, {"held_out_voice": "en"}, {"rate_wpm": (200, 100)}):
+        with pytest.raises(ValueError, match="SynthOptions"):
+            SynthOptions("unused", **bad).verify()
+
+
+def test_sentences_are_deterministic_unique_and_in_range():
+    assert len(VOCABULARY) >= 1000
+    sentences = generate_sentences(500, seed=1, min_words=3, max_words=15)
+    assert sentences == generate_sentences(500, seed=1, min_words=3, max_words=15)
+    assert sentences != generate_sentences(500, seed=2, min_words=3, max_words=15)
+    assert len(set(sentences)) == 500
+    assert all(3 <= len(s.split()) <= 15 for s in sentences)
+    assert sentence_words(sentences) <= VOCABULARY
+    assert all(set(s) <= set("abcdefghijklmnopqrstuvwxyz' ") for s in sentences)
+
+
+def test_restricted_vocabulary_and_disjoint_split():
+    train = generate_sentences(30, seed=0)
+    held_out = generate_sentences(20, seed=1, vocabulary=sentence_words(train), exclude=train)
+    assert sentence_words(held_out) <= sentence_words(train) and not set(held_out) & set(train)
+    pool = generate_sentences(400, seed=3)
+    a, b, c = split_disjoint(pool, 300, 10, 10, seed=0)
+    assert len(a) == 300 and len(b) == len(c) == 10 and not (set(a) & set(b) | set(a) & set(c))
+    assert sentence_words(b + c) <= sentence_words(a)
+    with pytest.raises(ValueError, match="unique sentences"):
+        split_disjoint(pool[:5], 4, 1, 1, seed=0)
