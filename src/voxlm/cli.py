@@ -324,6 +324,13 @@ def _demo_parser(sub) -> None:
     p.add_argument("--phase2-minutes", type=float, default=d.phase2_minutes)
     p.add_argument("--n-train", type=int, default=d.n_train)
     p.add_argument("--n-test", type=int, default=d.n_test)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--ctc-weight", type=float, default=d.ctc_weight)
+    p.add_argument("--alignment-weight", type=float, default=d.alignment_weight)
+    p.add_argument(
+        "--ctc-embeddings", action=argparse.BooleanOptionalAction, default=d.ctc_embeddings
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(run=_run_demo)
 
@@ -337,6 +344,11 @@ def _run_demo(args: argparse.Namespace) -> int:
         phase2_minutes=args.phase2_minutes,
         n_train=args.n_train,
         n_test=args.n_test,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        ctc_weight=args.ctc_weight,
+        alignment_weight=args.alignment_weight,
+        ctc_embeddings=args.ctc_embeddings,
         seed=args.seed,
     )
     metrics = run_demo(options)

@@ -49,6 +49,7 @@ class ModelConfig:
     lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     aligner_dim: int = 256
     ctc: bool = False  # an auxiliary CTC head on the encoder output (needed from scratch)
+    ctc_embeddings: bool = False  # add CTC-posterior-weighted token embeddings to the audio input
     instruction: str = DEFAULT_INSTRUCTION
     dtype: str = "float32"  # "float32", "bfloat16" or "float16" for the LLM and encoder weights
 
@@ -60,6 +61,8 @@ class ModelConfig:
                 f"model.projector_activation must be 'gelu' or 'swiglu', "
                 f"got {self.projector_activation!r}"
             )
+        if self.ctc_embeddings and not self.ctc:
+            raise ValueError("model.ctc_embeddings needs model.ctc: true (it reads the CTC head)")
         if self.tokenizer not in (None, "char"):
             raise ValueError(f"model.tokenizer must be null or 'char', got {self.tokenizer!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):

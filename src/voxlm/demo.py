@@ -35,10 +35,11 @@ class DemoOptions:
     n_train: int = 6000
     n_dev: int = 150
     n_test: int = 400
-    batch_size: int = 32
-    learning_rate: float = 1.5e-3
-    ctc_weight: float = 0.5
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    ctc_weight: float = 1.0
     alignment_weight: float = 0.2  # the aligner also learns during phase 1, from the start
+    ctc_embeddings: bool = True  # see ModelConfig.ctc_embeddings
     seed: int = 0
 
 
@@ -56,7 +57,7 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
         ctc_weight=options.ctc_weight,
         alignment_weight=options.alignment_weight,
         train_modules=everything,
-        eval_every=10_000,
+        eval_every=150,
         save_every=100,
     )
     phase2 = PhaseConfig(
@@ -74,6 +75,7 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
     out = options.output_dir
     return dataclasses.replace(
         base,
+        model=dataclasses.replace(base.model, ctc_embeddings=options.ctc_embeddings),
         training=TrainingConfig(phase1=phase1, phase2=phase2, seed=options.seed, num_workers=0),
         data=dataclasses.replace(
             base.data,

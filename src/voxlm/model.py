@@ -196,7 +196,27 @@ class VoxLM(nn.Module):
         """audio [B, S] at 16 kHz, audio_lengths [B] -> the audio path before the LLM."""
         hidden, mask = self.encoder(audio, audio_lengths)  # [B, T, D], [B, T]
         embeds, embed_mask = self.projector(hidden.to(self.projector.down.weight.dtype), mask)
+        if self.config.ctc_embeddings:
+            embeds = embeds + self._ctc_token_embeddings(hidden, mask, embeds.shape[1])
         return AudioFeatures(hidden, mask, embeds, embed_mask)
+
+    def _ctc_token_embeddings(
+        self, hidden: torch.Tensor, mask: torch.Tensor, n: int
+    ) -> torch.Tensor:
+        """The LLM's own token embeddings, weighted by the CTC head's posteriors, summed per
+        projector stack: [B, T, D] -> [B, N, E].
+
+        Each audio embedding then carries the embeddings of the tokens CTC hears in its 80 ms
+        (blank frames add ~nothing), so the LLM can copy from the audio as it would from text.
+        """
+        probs = self.ctc_head(hidden).float().softmax(-1)[..., :-1] * mask[..., None]  # [B, T, V]
+        weight = self.llm.get_input_embeddings().weight  # [V', E]
+        tokens = (
+            probs[..., : weight.shape[0]].to(weight.dtype) @ weight[: probs.shape[-1]]
+        )  # [B, T, E]
+        k = self.config.projector_stack
+        tokens = nn.functional.pad(tokens, (0, 0, 0, n * k - tokens.shape[1]))  # [B, N*K, E]
+        return tokens.reshape(tokens.shape[0], n, k, -1).sum(2)  # [B, N, E]
 
     def prompt(self, instruction: str | None = None) -> Prompt:
         instruction = self.config.instruction if instruction is None else instruction

@@ -212,8 +212,10 @@ def train_phase(
     dev_items = load_items(dev_set, dev_limit) if main else []
     if main:
         logger.info(
-            "%s: %d trainable weights (%s), %d steps, %d batches per epoch, %d dev utterances",
-            name, n_trainable, ", ".join(phase.train_modules), total_steps, len(loader),
+            "%s: %d processes, %d trainable weights (%s), %d steps, %d batches per epoch, "
+            "%d dev utterances",
+            name,
+            accelerator.num_processes, n_trainable, ", ".join(phase.train_modules), total_steps, len(loader),
             len(dev_items),
         )  # fmt: skip
     if rng is not None:

@@ -1,0 +1,62 @@
+import json
+import subprocess
+import sys
+
+import soundfile as sf
+from conftest import tone
+
+from voxlm.cli import main
+
+
+def test_transcribe_json_to_stdout(wav_file, capsys):
+    assert (
+        main(["transcribe", str(wav_file), "--model", "voxlm-tiny", "--min-confidence", "0"]) == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"text", "words", "audio_duration"}
+    assert abs(result["audio_duration"] - 1.5) < 1e-6
+
+
+def test_a_bad_file_is_reported_and_the_rest_still_run(tmp_path, capsys):
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(1.0), 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    code = main(
+        [
+            "transcribe",
+            str(bad),
+            str(good),
+            "--model",
+            "voxlm-tiny",
+            "--format",
+            "srt",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 1
+    assert (tmp_path / "out" / "good.srt").is_file()
+    assert not (tmp_path / "out" / "bad.srt").exists()
+    err = capsys.readouterr().err
+    assert "bad.wav" in err and "1 of 2 files failed" in err
+
+
+def test_user_errors_have_no_traceback(tmp_path):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone(0.5), 16000)
+    run = subprocess.run(
+        [sys.executable, "-m", "voxlm", "transcribe", str(wav), "--model", "no-such-model"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "no-such-model" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_config_errors_name_the_key(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  name: voxlm-tiny\n")
+    assert main(["train", "--config", str(config), "--set", "training.phase1.epoch=2"]) == 2
+    assert "training.phase1.epochs" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""A learning test: a from-scratch model trains on a tiny synthetic corpus, then transcribes it."""
+
+import dataclasses
+import math
+
+import torch
+
+from voxlm.config import PhaseConfig, get_config
+from voxlm.data.manifest import UtteranceDataset, read_manifest
+from voxlm.data.synth import SynthOptions, synthesize_corpus
+from voxlm.decoding import DecodingOptions
+from voxlm.evaluate import evaluate
+from voxlm.model import VoxLM
+from voxlm.training.trainer import train_phase
+
+STEPS = 240
+LOSS_FACTOR = 4.0  # the training loss must fall at least this much
+MAX_TRAIN_WER = 0.25
+
+
+def test_tiny_corpus_is_learned(tmp_path):
+    torch.manual_seed(0)
+    synthesize_corpus(
+        SynthOptions(
+            output_dir=tmp_path / "data",
+            n_train=16,
+            n_dev=2,
+            n_test=2,
+            seed=3,
+            voices=("en-us",),
+            held_out_voice=None,
+            min_words=3,
+            max_words=4,
+            noise_prob=0.0,
+            reverb_prob=0.0,
+            workers=2,
+        ),
+        progress=False,
+    )
+    train = read_manifest(tmp_path / "data" / "train.jsonl")
+    config = dataclasses.replace(get_config("voxlm-tiny").model, ctc_embeddings=True)
+    model = VoxLM.from_config(config)
+    phase = PhaseConfig(
+        epochs=1000,
+        batch_size=8,
+        learning_rate=3e-3,
+        warmup_steps=20,
+        max_steps=STEPS,
+        ctc_weight=1.0,
+        alignment_weight=0.2,
+        eval_every=10_000,
+        save_every=10_000,
+        train_modules=("encoder", "projector", "llm", "aligner", "ctc"),
+    )
+    result = train_phase(
+        model,
+        phase,
+        "learn",
+        UtteranceDataset(train),
+        UtteranceDataset(train[:2]),
+        tmp_path / "run",
+        seed=0,
+        log_every=20,
+        progress=False,
+        dev_limit=0,
+    )
+    losses = [row["loss"] for row in result.history if not math.isnan(row.get("loss", math.nan))]
+    assert losses[0] / losses[-1] > LOSS_FACTOR, losses
+    report, _ = evaluate(
+        model.eval(), train, batch_size=16, options=DecodingOptions(), progress=False
+    )
+    assert report.wer <= MAX_TRAIN_WER, report

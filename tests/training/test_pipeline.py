@@ -1,0 +1,156 @@
+"""The whole `voxlm train` sequence on a tiny synthetic corpus, in one and in two processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from voxlm.config import load_config
+from voxlm.data.synth import SynthOptions, synthesize_corpus
+from voxlm.model import VoxLM
+from voxlm.training.pipeline import run_training
+
+TINY = {
+    "name": "voxlm-tiny",
+    "audio_encoder_config": {
+        "model_type": "whisper",
+        "num_mel_bins": 80,
+        "d_model": 48,
+        "encoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "encoder_ffn_dim": 96,
+        "decoder_layers": 1,
+        "decoder_attention_heads": 2,
+        "decoder_ffn_dim": 32,
+        "max_source_positions": 1500,
+    },
+    "llm_config": {
+        "model_type": "qwen2",
+        "hidden_size": 48,
+        "intermediate_size": 96,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 1024,
+        "tie_word_embeddings": True,
+    },
+    "aligner_dim": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    synthesize_corpus(
+        SynthOptions(
+            output_dir=root,
+            n_train=12,
+            n_dev=3,
+            n_test=3,
+            seed=1,
+            min_words=3,
+            max_words=5,
+            workers=2,
+        ),
+        progress=False,
+    )
+    return root
+
+
+def write_config(tmp_path: Path, corpus: Path) -> Path:
+    config = {
+        "inherits": str(Path(__file__).parents[2] / "configs" / "voxlm-tiny.yaml"),
+        "model": TINY,
+        "training": {
+            "num_workers": 0,
+            "log_every": 2,
+            "phase1": {
+                "batch_size": 4,
+                "max_steps": 4,
+                "warmup_steps": 1,
+                "learning_rate": 1e-3,
+                "ctc_weight": 0.5,
+                "train_modules": ["encoder", "projector", "llm", "ctc"],
+                "eval_every": 4,
+                "save_every": 2,
+            },
+            "phase2": {"batch_size": 4, "max_steps": 2, "warmup_steps": 1, "save_every": 2},
+        },
+        "data": {
+            "dataset": "manifest",
+            "data_dir": str(corpus),
+            "train_split": "train",
+            "val_split": "dev",
+            "test_split": "test",
+        },
+        "output": {
+            "checkpoint_dir": str(tmp_path / "ckpt"),
+            "final_model_dir": str(tmp_path / "models"),
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_train_runs_both_phases_and_saves_a_loadable_model(tmp_path, corpus):
+    config = load_config(write_config(tmp_path, corpus))
+    result = run_training(config, progress=False)
+    assert result.phase1.steps == 4 and result.phase2.steps == 2
+    model = VoxLM.from_pretrained(result.model_dir)
+    audio = next((corpus / "test").rglob("*.flac"))
+    assert model.transcribe(audio).audio_duration > 0
+    assert (tmp_path / "ckpt" / "voxlm-tiny" / "phase1" / "curves.png").is_file()
+
+
+def test_phase2_alone_starts_from_phase1(tmp_path, corpus):
+    config = load_config(write_config(tmp_path, corpus))
+    with pytest.raises(FileNotFoundError, match="phase 1"):
+        run_training(config, phases=(2,), progress=False)
+    run_training(config, phases=(1,), progress=False)
+    assert run_training(config, phases=(2,), progress=False).phase2.steps == 2
+
+
+def test_two_process_accelerate_launch(tmp_path, corpus):
+    config = write_config(tmp_path, corpus)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "voxlm",
+            "train",
+            "--config",
+            str(config),
+            "--phase",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "phase1: 2 processes" in run.stderr, run.stderr[-2000:]
+    log = (tmp_path / "ckpt" / "voxlm-tiny" / "phase1" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step") and len(log) > 1
+    assert (
+        json.loads((tmp_path / "models" / "voxlm-tiny" / "voxlm_config.json").read_text())["name"]
+        == "voxlm-tiny"
+    )
