@@ -93,3 +93,10 @@ def test_missing_and_circular_files(tmp_path):
     (tmp_path / "b.yaml").write_text("inherits: a.yaml\n")
     with pytest.raises(ValueError, match="circular"):
         load_config(tmp_path / "a.yaml")
+
+
+def test_long_recipe_loads():
+    config = load_config(CONFIGS / "voxlm-tiny-long.yaml")
+    assert config.model.ctc_embeddings and config.model.ctc
+    assert config.training.phase1.max_minutes == 30
+    assert config.training.phase2.train_modules == ("aligner",)

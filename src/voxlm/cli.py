@@ -1,4 +1,4 @@
-"""The ``voxlm`` command line: transcribe, train, synth, timestamps, evaluate, demo, bench.
+"""The ``voxlm`` command line: transcribe, synth, data, timestamps, train, evaluate, demo, serve.
 
 Each subcommand is a small function over the library; decoding flags are generated from
 ``DecodingOptions`` so their defaults live in one place.
@@ -331,6 +331,7 @@ def _demo_parser(sub) -> None:
     p.add_argument(
         "--ctc-embeddings", action=argparse.BooleanOptionalAction, default=d.ctc_embeddings
     )
+    p.add_argument("--sortagrad", action=argparse.BooleanOptionalAction, default=d.sortagrad)
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(run=_run_demo)
 
@@ -349,6 +350,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         ctc_weight=args.ctc_weight,
         alignment_weight=args.alignment_weight,
         ctc_embeddings=args.ctc_embeddings,
+        sortagrad=args.sortagrad,
         seed=args.seed,
     )
     metrics = run_demo(options)
@@ -360,6 +362,30 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"{out / 'model'}/\n"
     )
     print(summary_table(metrics))
+    return 0
+
+
+# ---- serve --------------------------------------------------------------------------------------
+def _serve_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP (OpenAI-compatible /v1/audio/transcriptions)",
+        description="Serve a model over HTTP: POST /v1/audio/transcriptions with a multipart "
+        "'file' (and optionally model, prompt, language, response_format "
+        "json|text|srt|vtt|verbose_json, timestamp_granularities[]). Binds to 127.0.0.1 "
+        "unless --host says otherwise.",
+    )
+    p.add_argument("--model", default="voxlm-tiny", help="a saved model directory or variant")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from voxlm.server import serve
+
+    _load_model(args.model)  # fail with a one-line error before the server starts
+    serve(args.model, host=args.host, port=args.port)
     return 0
 
 
@@ -385,6 +411,7 @@ _PARSERS = [
     _train_parser,
     _evaluate_parser,
     _demo_parser,
+    _serve_parser,
 ]
 
 

@@ -91,6 +91,7 @@ class PhaseConfig:
     eval_every: int = 500
     save_every: int = 500
     mixed_precision: str = "no"  # accelerate's: "no", "bf16", "fp16"
+    sortagrad: bool = False  # first epoch from the shortest utterances to the longest
 
 
 def _phase2_default() -> PhaseConfig:

@@ -19,7 +19,7 @@ import numpy as np
 from voxlm.audio import load_audio
 from voxlm.config import PhaseConfig, TrainingConfig, VoxLMConfig, get_config
 from voxlm.data.manifest import Utterance, read_manifest
-from voxlm.decoding import Decoded, DecodingOptions, Transcript
+from voxlm.decoding import DecodingOptions, Transcript
 from voxlm.model import VoxLM
 
 logger = logging.getLogger("voxlm")
@@ -40,6 +40,7 @@ class DemoOptions:
     ctc_weight: float = 1.0
     alignment_weight: float = 0.2  # the aligner also learns during phase 1, from the start
     ctc_embeddings: bool = True  # see ModelConfig.ctc_embeddings
+    sortagrad: bool = False  # see PhaseConfig.sortagrad; not shown to help here (BENCHMARKS.md)
     seed: int = 0
 
 
@@ -59,6 +60,7 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
         train_modules=everything,
         eval_every=150,
         save_every=100,
+        sortagrad=options.sortagrad,
     )
     phase2 = PhaseConfig(
         epochs=1000,
@@ -169,15 +171,12 @@ def plot_alignment(model: VoxLM, utterance: Utterance, transcript: Transcript, p
 
     from voxlm.alignment import dtw, median_filter
     from voxlm.encoder import ENCODER_FRAME_SECONDS
-    from voxlm.transcribe import _aligner_attention
 
     audio = load_audio(utterance.audio_path)
     tokens = model.tokenizer(transcript.text, add_special_tokens=False).input_ids
     with torch.no_grad():
         features = model.encode(torch.from_numpy(audio)[None], torch.tensor([len(audio)]))
-        log_attn = _aligner_attention(
-            model, features, [model.prompt()], [Decoded(tokens, [], "eos")]
-        )[0]
+        log_attn = model.aligner_attention(features, [model.prompt()], [tokens])[0].float().numpy()
     n_frames = int(features.mask.sum())
     attn = np.exp(log_attn[:, :n_frames])
     rows, cols = dtw(-median_filter(log_attn[:, :n_frames], 3))

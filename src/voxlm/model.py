@@ -268,6 +268,29 @@ class VoxLM(nn.Module):
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         return Sequence(embeds, mask, position_ids, label_out, text_start)
 
+    @torch.no_grad()
+    def aligner_attention(
+        self, audio: AudioFeatures, prompts: list[Prompt], tokens: list[list[int]]
+    ) -> list[torch.Tensor]:
+        """Each row's transcript tokens (no EOS) -> the aligner's log-attention [n_i, T].
+
+        One teacher-forced pass in the training layout, so the aligner queries with exactly the
+        states it was trained on, whether the tokens were generated or given.
+        """
+        seq = self.assemble(audio, prompts, [[*t, self.tokenizer.eos_token_id] for t in tokens])
+        out = self.llm(
+            inputs_embeds=seq.embeds,
+            attention_mask=seq.attention_mask,
+            position_ids=seq.position_ids,
+            output_hidden_states=True,
+            use_cache=False,
+            logits_to_keep=1,
+        )
+        lengths = [len(t) for t in tokens]
+        queries = text_states(out.hidden_states[-1], [max(n, 1) for n in lengths])  # [B, X, E]
+        log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, X, T]
+        return [a[:n] for a, n in zip(log_attn, lengths, strict=True)]
+
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Transcript token ids, each followed by EOS (what the model learns to stop with)."""
         ids = self.tokenizer(list(texts), add_special_tokens=False).input_ids

@@ -28,7 +28,6 @@ from voxlm.alignment import median_filter, token_spans
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.data.manifest import Utterance, WordTiming, read_manifest, write_manifest
 from voxlm.encoder import ENCODER_FRAME_SECONDS, encoder_frames
-from voxlm.model import text_states
 from voxlm.transcribe import token_pieces
 
 if TYPE_CHECKING:
@@ -227,7 +226,7 @@ class WhisperTimestamper:
 class VoxLMTimestamper:
     """Times a known transcript with a trained VoxLM's aligner (forced alignment).
 
-    The same pass as inference (``transcribe._aligner_attention``) with the reference tokens in
+    The same pass as inference (``VoxLM.aligner_attention``) with the reference tokens in
     place of generated ones, and the tokens mapped to words as in training
     (``VoxLM.token_word_index``), so the times are what phase 2 would learn from.
     """
@@ -254,17 +253,7 @@ class VoxLMTimestamper:
         token_word = model.token_word_index(text, [{"word": w} for w in words])
         if len(token_word) != len(ids) - 1 or min(token_word, default=-1) < 0:
             raise ValueError(f"cannot map the tokens of {text!r} to its {len(words)} words")
-        seq = model.assemble(features, [model.prompt()], [ids])
-        out = model.llm(
-            inputs_embeds=seq.embeds,
-            attention_mask=seq.attention_mask,
-            position_ids=seq.position_ids,
-            output_hidden_states=True,
-            use_cache=False,
-            logits_to_keep=1,
-        )
-        queries = text_states(out.hidden_states[-1], [len(token_word)])  # [1, X, E]
-        log_attn = model.aligner(queries, features.hidden, features.mask)  # [1, X, T]
+        log_attn = model.aligner_attention(features, [model.prompt()], [ids[:-1]])  # [[X, T]]
         n_frames = int(features.mask[0].sum())
         spans = token_spans(log_attn[0].float().cpu().numpy(), n_frames, self.median_filter_width)
         lexical = [_is_lexical(p) for p in token_pieces(model.tokenizer, ids[:-1])]

@@ -22,7 +22,6 @@ from voxlm.decoding import (
     generate,
 )
 from voxlm.encoder import ENCODER_FRAME_SECONDS
-from voxlm.model import text_states
 from voxlm.vad import has_speech, split_points
 
 if TYPE_CHECKING:
@@ -111,32 +110,11 @@ def _decode_batch(
         for w in windows
     ]
     decoded = generate(model, features, prompts, budgets, options)
-    log_attn = _aligner_attention(model, features, prompts, decoded)
+    log_attn = model.aligner_attention(features, prompts, [d.tokens for d in decoded])
     return [
-        _words(model, d, a, int(n), w, options)
+        _words(model, d, a.float().cpu().numpy(), int(n), w, options)
         for d, a, n, w in zip(decoded, log_attn, features.mask.sum(1), windows, strict=True)
     ]
-
-
-def _aligner_attention(model: VoxLM, features, prompts, decoded: list[Decoded]) -> list[np.ndarray]:
-    """One teacher-forced pass over the generated tokens gives the aligner its queries.
-
-    The same layout as in training, so the aligner sees exactly the states it was trained on.
-    """
-    texts = [[*d.tokens, model.tokenizer.eos_token_id] for d in decoded]
-    seq = model.assemble(features, prompts, texts)
-    out = model.llm(
-        inputs_embeds=seq.embeds,
-        attention_mask=seq.attention_mask,
-        position_ids=seq.position_ids,
-        output_hidden_states=True,
-        use_cache=False,
-        logits_to_keep=1,
-    )
-    lengths = [len(d.tokens) for d in decoded]
-    queries = text_states(out.hidden_states[-1], [max(n, 1) for n in lengths])  # [B, X, E]
-    log_attn = model.aligner(queries, features.hidden, features.mask).float().cpu().numpy()
-    return [a[:n] for a, n in zip(log_attn, lengths, strict=True)]
 
 
 def _words(

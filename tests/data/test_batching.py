@@ -70,3 +70,14 @@ def test_collate_pads_and_drops_failed_items():
     assert batch["words"][0][0]["word"] == "text" and batch["words"][1] is None
     assert collate([_item("c", 2, words=False)])["words"] is None
     assert collate([None, None]) is None
+
+
+def test_sortagrad_plays_the_first_epoch_short_to_long_then_shuffles():
+    durations = _durations()
+    sampler = LengthBucketSampler(durations, batch_size=8, seed=3, sorted_first_epoch=True)
+    longest = [max(durations[i] for i in b) for b in sampler]
+    assert longest == sorted(longest)
+    assert sorted(i for b in sampler for i in b) == list(range(230))
+    sampler.set_epoch(1)
+    later = [max(durations[i] for i in b) for b in sampler]
+    assert later != sorted(later)

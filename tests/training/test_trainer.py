@@ -268,3 +268,14 @@ def test_gradient_accumulation_counts_optimizer_steps(corpus, tmp_path):
     # 3 batches an epoch: one step of 2 batches, then one of the epoch's last batch.
     assert result.steps == 4
     assert [r["epoch"] for r in result.history if "loss" in r] == [0, 0, 1, 1]
+
+
+def test_training_a_part_the_config_freezes_is_refused():
+    frozen = VoxLM.from_config(dataclasses.replace(small_model().config, freeze_encoder=True))
+    with pytest.raises(ValueError, match="freeze_encoder"):
+        set_trainable(frozen, ("encoder", "projector"))
+    lora = VoxLM.from_config(
+        dataclasses.replace(small_model().config, use_lora=True, lora_target_modules=("q_proj",))
+    )
+    with pytest.raises(ValueError, match="use_lora"):
+        set_trainable(lora, ("llm",))

@@ -26,6 +26,10 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
     shuffles the batches: padding shrinks while batch composition still varies per epoch.
     The order depends only on (seed, epoch). `start_batch` skips the first batches of the
     current epoch, to resume mid-epoch from a checkpoint.
+
+    `sorted_first_epoch` plays epoch 0 from the shortest batches to the longest ("SortaGrad",
+    Amodei et al. 2016, Deep Speech 2): a model from scratch meets short, easy utterances
+    first, and early steps are cheaper.
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
         shuffle: bool = True,
         bucket_size_multiplier: int = 50,
         start_batch: int = 0,
+        sorted_first_epoch: bool = False,
     ) -> None:
         if batch_size < 1 or bucket_size_multiplier < 1:
             raise ValueError(
@@ -49,6 +54,7 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
         self.bucket_size_multiplier = bucket_size_multiplier
         self.epoch = 0
         self.start_batch = start_batch
+        self.sorted_first_epoch = sorted_first_epoch
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch's order; `start_batch` > 0 resumes it after that many batches."""
@@ -70,6 +76,8 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
             ]
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.sorted_first_epoch and self.epoch == 0:
+            batches.sort(key=lambda batch: float(self.durations[batch].max()))
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -88,6 +88,17 @@ def set_trainable(model: VoxLM, modules: tuple[str, ...]) -> int:
             raise ValueError(
                 f"train_modules names {module!r}, but the model has no such weights {why}"
             )
+    # A saved model carries only what its config says can change (model._saved_prefixes):
+    # training a part the config calls frozen would be lost on save, so it is refused here.
+    if "encoder" in modules and model.config.freeze_encoder:
+        raise ValueError(
+            "train_modules names 'encoder' but model.freeze_encoder is true; set it to false"
+        )
+    if "llm" in modules and model.config.use_lora:
+        raise ValueError(
+            "train_modules names 'llm' (all LLM weights) but model.use_lora is true; "
+            "train 'lora', or set model.use_lora: false for full fine-tuning"
+        )
     count = 0
     for name, param in model.named_parameters():
         param.requires_grad_(any(TRAINABLE_MODULES[m](name) for m in modules))
@@ -188,7 +199,9 @@ def train_phase(
         )
     main = accelerator.is_main_process
     set_seed(seed)
-    sampler = LengthBucketSampler(train_set.durations(), phase.batch_size, seed=seed)
+    sampler = LengthBucketSampler(
+        train_set.durations(), phase.batch_size, seed=seed, sorted_first_epoch=phase.sortagrad
+    )
     loader = DataLoader(
         train_set, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
     )

@@ -1,0 +1,95 @@
+"""HTTP API: OpenAI-compatible ``POST /v1/audio/transcriptions``, with per-word confidence.
+
+Clients written for OpenAI's transcription endpoint work unchanged: multipart ``file``,
+``model``, ``prompt`` (VoxLM's instruction), ``language``, ``response_format``
+(json | text | srt | vtt | verbose_json) and ``timestamp_granularities[]``. ``verbose_json``
+adds ``confidence`` to every word and VoxLM's ``stop_reason``.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime.
+import json
+import logging
+import threading
+from typing import Annotated
+
+from voxlm.decoding import DecodingOptions
+from voxlm.formats import write_result
+from voxlm.model import VoxLM
+
+logger = logging.getLogger("voxlm")
+
+RESPONSE_FORMATS = {
+    "json": None,
+    "text": "txt",
+    "srt": "srt",
+    "vtt": "vtt",
+    "verbose_json": "verbose_json",
+}
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def create_app(model: VoxLM, model_name: str, options: DecodingOptions | None = None):
+    """A FastAPI app serving ``model``; requests are decoded one at a time (one model)."""
+    from fastapi import FastAPI, File, Form, UploadFile
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    app = FastAPI(title="VoxLM", description=__doc__)
+    lock = threading.Lock()
+    options = options or DecodingOptions()
+
+    def error(status: int, message: str, param: str | None = None) -> JSONResponse:
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": param}}
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "model": model_name}
+
+    @app.post("/v1/audio/transcriptions")
+    def transcriptions(
+        file: Annotated[UploadFile, File()],
+        model_field: Annotated[str | None, Form(alias="model")] = None,
+        prompt: Annotated[str | None, Form()] = None,
+        language: Annotated[str | None, Form()] = None,
+        response_format: Annotated[str, Form()] = "json",
+        granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
+    ):
+        if response_format not in RESPONSE_FORMATS:
+            return error(
+                400,
+                f"response_format must be one of {', '.join(RESPONSE_FORMATS)}",
+                "response_format",
+            )
+        data = file.file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            return error(413, f"file is larger than {MAX_UPLOAD_BYTES} bytes", "file")
+        try:
+            with lock:
+                result = model.transcribe(data, instruction=prompt or None, options=options)
+        except ValueError as problem:
+            return error(400, f"{file.filename}: {problem}", "file")
+        if response_format == "json":
+            return {"text": result.text}
+        fmt = RESPONSE_FORMATS[response_format]
+        text = write_result(result, fmt)
+        if fmt != "verbose_json":
+            return PlainTextResponse(text)
+        body = json.loads(text)
+        body["language"] = language or body.get("language")
+        wanted = set(granularities or ["segment", "word"])  # words by default: VoxLM's point
+        if "word" not in wanted:
+            body.pop("words", None)
+        if "segment" not in wanted and "word" in wanted:
+            body.pop("segments", None)
+        return body
+
+    return app
+
+
+def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Load a model and serve it; localhost only unless ``host`` says otherwise."""
+    import uvicorn
+
+    model = VoxLM.from_pretrained(model_path).eval()
+    logger.info("serving %s on http://%s:%d", model_path, host, port)
+    uvicorn.run(create_app(model, str(model_path)), host=host, port=port)
