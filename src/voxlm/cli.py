@@ -105,10 +105,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
 def _load_model(name: str):
     from voxlm.model import VoxLM
 
-    try:
-        return VoxLM.from_pretrained(name)
-    except (ValueError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    return VoxLM.from_pretrained(name)
 
 
 # ---- synth --------------------------------------------------------------------------------------
@@ -156,10 +153,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     }
     if args.workers:
         values["workers"] = args.workers
-    try:
-        report = synthesize_corpus(SynthOptions(**values))
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    report = synthesize_corpus(SynthOptions(**values))
     print(json.dumps(report.to_dict(), indent=2))
     return 0
 
@@ -180,10 +174,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace):
     from voxlm.config import load_config
 
-    try:
-        return load_config(args.config, args.overrides)
-    except (ValueError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    return load_config(args.config, args.overrides)
 
 
 def _train_parser(sub) -> None:
@@ -213,10 +204,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     config = _load(args)
     phases = (args.phase,) if args.phase else (1, 2)
-    try:
-        result = run_training(config, phases=phases, resume=args.resume, init=args.init)
-    except (ValueError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    result = run_training(config, phases=phases, resume=args.resume, init=args.init)
     print(f"final model: {result.model_dir}")
     return 0
 
@@ -230,10 +218,7 @@ def _data_parser(sub) -> None:
 def _run_data(args: argparse.Namespace) -> int:
     from voxlm.training.pipeline import prepare_data
 
-    try:
-        paths = prepare_data(_load(args))
-    except (ValueError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+    paths = prepare_data(_load(args))
     for split, path in paths.items():
         print(f"{split}: {path}")
     return 0
@@ -258,14 +243,11 @@ def _run_timestamps(args: argparse.Namespace) -> int:
 
     if (args.whisper is None) == (args.model is None):
         raise UserError("give exactly one of --whisper NAME_OR_PATH and --model DIR")
-    try:
-        if args.whisper:
-            timestamper = WhisperTimestamper.from_pretrained(args.whisper)
-        else:
-            timestamper = VoxLMTimestamper(_load_model(args.model))
-        summary = add_timestamps(args.manifest, args.output or args.manifest, timestamper)
-    except (ValueError, OSError) as error:
-        raise UserError(str(error)) from None
+    if args.whisper:
+        timestamper = WhisperTimestamper.from_pretrained(args.whisper)
+    else:
+        timestamper = VoxLMTimestamper(_load_model(args.model))
+    summary = add_timestamps(args.manifest, args.output or args.manifest, timestamper)
     print(json.dumps(dataclasses.asdict(summary)))
     return 0
 
@@ -292,10 +274,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from voxlm.data.manifest import read_manifest
     from voxlm.evaluate import evaluate
 
-    try:
-        data = read_manifest(args.data) if args.data.is_file() else read_librispeech(args.data)
-    except (ValueError, OSError) as error:
-        raise UserError(str(error)) from None
+    data = read_manifest(args.data) if args.data.is_file() else read_librispeech(args.data)
     model = _load_model(args.model).to(args.device)
     options = _decoding_options(args)
     report, _ = evaluate(model, data[: args.limit], batch_size=options.batch_size, options=options)
@@ -423,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except UserError as error:
+    except (UserError, ValueError, OSError) as error:
+        # Bad input (a file, a key, a value) is the user's to fix: one line, no traceback,
+        # unless --verbose asks for it.
+        if args.verbose:
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
