@@ -168,12 +168,7 @@ class VoxLM(nn.Module):
         expected = set(self.trained_state_dict())
         missing = sorted(expected - set(state))
         unexpected = sorted(set(state) - set(self.state_dict()))
-        if missing or unexpected:
-            raise ValueError(
-                f"{source}: weights do not match the model config: "
-                f"{len(missing)} missing (e.g. {missing[:3]}), "
-                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-            )
+        check_weight_names(source, "the model config", missing, unexpected)
         self.load_state_dict(state, strict=False)
 
     def save_pretrained(self, directory: str | Path) -> None:
@@ -397,6 +392,16 @@ class VoxLM(nn.Module):
         from voxlm.transcribe import transcribe
 
         return transcribe(self, audio, **kwargs)
+
+
+def check_weight_names(source: str, what: str, missing: list[str], unexpected: list[str]) -> None:
+    """Raise a ValueError naming (a few of) the missing and unexpected tensors, if any."""
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: weights do not match {what}: "
+            f"{len(missing)} missing (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
 
 
 def text_states(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:

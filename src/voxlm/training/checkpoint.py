@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from voxlm.model import VoxLM
+from voxlm.model import VoxLM, check_weight_names
 
 logger = logging.getLogger("voxlm")
 
@@ -119,12 +119,7 @@ def load_checkpoint(
     weights = payload["model"]
     unexpected = sorted(set(weights) - set(model.state_dict()))
     missing = sorted(n for n, p in model.named_parameters() if p.requires_grad and n not in weights)
-    if unexpected or missing:
-        raise ValueError(
-            f"{path}: does not match the model and its trainable modules: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
+    check_weight_names(str(path), "the model and its trainable modules", missing, unexpected)
     model.load_state_dict(weights, strict=False)
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
