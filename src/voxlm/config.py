@@ -227,10 +227,6 @@ def get_config(name: str = DEFAULT_VARIANT) -> VoxLMConfig:
     return VoxLMConfig(model=ModelConfig(**model))
 
 
-def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _coerce(value: Any, hint: Any, path: str) -> Any:
     """Check a YAML value against a field's type hint, converting lists to tuples."""
     origin = typing.get_origin(hint)
@@ -269,7 +265,7 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
 def _build(cls: type, values: Any, path: str) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"{path or 'config'}: expected a mapping, got {values!r}")
-    hints = _type_hints(cls)
+    hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():

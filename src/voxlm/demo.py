@@ -179,7 +179,7 @@ def plot_alignment(model: VoxLM, utterance: Utterance, transcript: Transcript, p
         log_attn = model.aligner_attention(features, [model.prompt()], [tokens])[0].float().numpy()
     n_frames = int(features.mask.sum())
     attn = np.exp(log_attn[:, :n_frames])
-    rows, cols = dtw(-median_filter(log_attn[:, :n_frames], 3))
+    rows, cols = dtw(-median_filter(log_attn[:, :n_frames], DecodingOptions().median_filter_width))
     seconds = n_frames * ENCODER_FRAME_SECONDS
     fig, ax = plt.subplots(figsize=(max(8, seconds * 4), max(4, len(tokens) * 0.18)))
     ax.imshow(
