@@ -7,7 +7,7 @@ from conftest import TINY_ENCODERS, TINY_LLMS, tiny_config, tone
 from transformers import WhisperConfig
 
 from voxlm import QwenSTT, VoxLM
-from voxlm.decoding import DecodingOptions, Transcript
+from voxlm.decoding import DecodingOptions, Transcript, generate
 from voxlm.encoder import AudioEncoder
 
 # Random weights: keep every rule that could silence the output off, so words come out.
@@ -78,8 +78,9 @@ def test_whisper_short_clip_matches_full_window_for_valid_frames():
     torch.testing.assert_close(long[:, :99], short[:, :99], atol=1e-4, rtol=1e-4)
 
 
-def test_batched_transcription_equals_single():
-    model = VoxLM.from_config(tiny_config()).eval()
+@pytest.mark.parametrize("ctc_positions", [False, True])
+def test_batched_transcription_equals_single(ctc_positions):
+    model = VoxLM.from_config(tiny_config(ctc_positions=ctc_positions)).eval()
     clips = [tone(1.0, seed=1), tone(1.6, seed=2)]
     together = model.transcribe(clips, sample_rate=16000, options=OPEN)
     alone = [model.transcribe(c, sample_rate=16000, options=OPEN) for c in clips]
@@ -88,6 +89,47 @@ def test_batched_transcription_equals_single():
         np.testing.assert_allclose(
             [w.confidence for w in a.words], [w.confidence for w in b.words], atol=1e-4
         )
+
+
+def test_ctc_token_index_counts_each_emission_once():
+    """Frames (4 per audio embedding): _ a a _ | b _ c c | _ _ d _ -> a, b, c, d emitted at
+    frames 1, 4, 6, 10; before the middle frames 2, 6, 10 come 1, 2 and 3 tokens."""
+    model = VoxLM.from_config(tiny_config(ctc_positions=True))
+    frames = [None, 0, 0, None, 1, None, 2, 2, None, None, 3, None]
+    probs = torch.zeros(1, len(frames), len(model.tokenizer))  # non-blank posteriors
+    for t, token in enumerate(frames):
+        if token is not None:
+            probs[0, t, token] = 1.0
+    assert model._ctc_token_index(probs, 3).tolist() == [[1, 2, 3]]
+
+
+def test_ctc_positions_meet_audio_and_text_at_the_same_position():
+    """Each audio embedding takes the position of the token predicting the one it holds, text
+    counts on from the prompt, and generation continues the teacher-forced layout."""
+    model = VoxLM.from_config(tiny_config(ctc_positions=True)).eval()
+    with torch.no_grad():
+        audio = model.encode(torch.from_numpy(tone(1.0))[None], torch.tensor([16000]))
+        prompt = model.prompt()
+        seq = model.assemble(audio, [prompt], [[5, 6, 7]])
+    p, q, n = len(prompt.prefix), len(prompt.suffix), audio.embeds.shape[1]
+    positions = seq.position_ids[0].tolist()
+    assert positions[:p] == list(range(p))
+    heard = (audio.token_index[0] + p + q - 1).clamp(min=0).tolist()
+    assert positions[p : p + n] == heard
+    assert positions[p + n :] == list(range(p, p + q + 3))
+    assert int(seq.text_position[0]) == p + q
+    # Generation gives its tokens the probabilities of a teacher-forced pass over them.
+    with torch.no_grad():
+        decoded = generate(model, audio, [prompt], [20], OPEN)[0]
+        assert decoded.tokens
+        seq = model.assemble(audio, [prompt], [decoded.tokens])
+        logits = model.llm(
+            inputs_embeds=seq.embeds,
+            attention_mask=seq.attention_mask,
+            position_ids=seq.position_ids,
+        ).logits[0, -len(decoded.tokens) - 1 : -1]
+    forced = logits.softmax(-1).gather(-1, torch.tensor(decoded.tokens)[:, None])[:, 0]
+    np.testing.assert_allclose(forced.numpy(), decoded.probs, atol=1e-4)
 
 
 def test_long_audio_is_windowed_with_offsets():

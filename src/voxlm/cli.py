@@ -310,6 +310,9 @@ def _demo_parser(sub) -> None:
     p.add_argument(
         "--ctc-embeddings", action=argparse.BooleanOptionalAction, default=d.ctc_embeddings
     )
+    p.add_argument(
+        "--ctc-positions", action=argparse.BooleanOptionalAction, default=d.ctc_positions
+    )
     p.add_argument("--sortagrad", action=argparse.BooleanOptionalAction, default=d.sortagrad)
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(run=_run_demo)
@@ -329,6 +332,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         ctc_weight=args.ctc_weight,
         alignment_weight=args.alignment_weight,
         ctc_embeddings=args.ctc_embeddings,
+        ctc_positions=args.ctc_positions,
         sortagrad=args.sortagrad,
         seed=args.seed,
     )

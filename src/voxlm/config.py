@@ -50,6 +50,7 @@ class ModelConfig:
     aligner_dim: int = 256
     ctc: bool = False  # an auxiliary CTC head on the encoder output (needed from scratch)
     ctc_embeddings: bool = False  # add CTC-posterior-weighted token embeddings to the audio input
+    ctc_positions: bool = False  # audio embeddings take the positions of the tokens CTC hears
     instruction: str = DEFAULT_INSTRUCTION
     dtype: str = "float32"  # "float32", "bfloat16" or "float16" for the LLM and encoder weights
 
@@ -63,6 +64,8 @@ class ModelConfig:
             )
         if self.ctc_embeddings and not self.ctc:
             raise ValueError("model.ctc_embeddings needs model.ctc: true (it reads the CTC head)")
+        if self.ctc_positions and not self.ctc:
+            raise ValueError("model.ctc_positions needs model.ctc: true (it reads the CTC head)")
         if self.tokenizer not in (None, "char"):
             raise ValueError(f"model.tokenizer must be null or 'char', got {self.tokenizer!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):

@@ -132,7 +132,7 @@ def generate(
     b = len(prompts)
     rows = [Decoded([], [], STOP_MAX_TOKENS) for _ in range(b)]
     done = [n <= 0 for n in max_new_tokens]
-    mask, positions = seq.attention_mask, seq.position_ids[:, -1:]
+    mask, positions = seq.attention_mask, seq.text_position[:, None] - 1
     out = model.llm(
         inputs_embeds=seq.embeds,
         attention_mask=mask,

@@ -40,6 +40,7 @@ class AudioFeatures:
     mask: torch.Tensor  # [B, T] True = valid frame
     embeds: torch.Tensor  # [B, N, E] projected audio, the LLM's audio input
     embed_mask: torch.Tensor  # [B, N]
+    token_index: torch.Tensor | None = None  # [B, N] transcript token heard at each (ctc_positions)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Sequence:
     position_ids: torch.Tensor  # [B, L]
     labels: torch.Tensor  # [B, L] token id at transcript positions, -100 elsewhere
     text_start: torch.Tensor  # [B] index of the first transcript token
+    text_position: torch.Tensor  # [B] position id of the first transcript token
 
 
 @dataclass
@@ -191,27 +193,49 @@ class VoxLM(nn.Module):
         """audio [B, S] at 16 kHz, audio_lengths [B] -> the audio path before the LLM."""
         hidden, mask = self.encoder(audio, audio_lengths)  # [B, T, D], [B, T]
         embeds, embed_mask = self.projector(hidden.to(self.projector.down.weight.dtype), mask)
-        if self.config.ctc_embeddings:
-            embeds = embeds + self._ctc_token_embeddings(hidden, mask, embeds.shape[1])
-        return AudioFeatures(hidden, mask, embeds, embed_mask)
+        token_index = None
+        if self.config.ctc_embeddings or self.config.ctc_positions:
+            probs = self.ctc_head(hidden).float().softmax(-1)[..., :-1] * mask[..., None]
+            if self.config.ctc_embeddings:
+                embeds = embeds + self._ctc_token_embeddings(probs, embeds.shape[1])
+            if self.config.ctc_positions:
+                token_index = self._ctc_token_index(probs.detach(), embeds.shape[1])
+        return AudioFeatures(hidden, mask, embeds, embed_mask, token_index)
 
-    def _ctc_token_embeddings(
-        self, hidden: torch.Tensor, mask: torch.Tensor, n: int
-    ) -> torch.Tensor:
-        """The LLM's own token embeddings, weighted by the CTC head's posteriors, summed per
-        projector stack: [B, T, D] -> [B, N, E].
+    def _ctc_token_index(self, probs: torch.Tensor, n: int) -> torch.Tensor:
+        """Which transcript token each audio embedding holds, by CTC: [B, T, V] -> [B, N].
+
+        The expected number of tokens CTC emits before an embedding's middle frame is the index
+        of the token spoken there. A token is emitted where a frame holds it and the frame
+        before did not (a token held over 3 frames counts once): summing non-blank mass instead
+        overcounts by about 40%. Giving the embedding that token's position makes the monotonic
+        alignment a matter of relative position, which attention finds at once; a from-scratch
+        LLM otherwise has to discover where it is in the audio by content (BENCHMARKS.md).
+        """
+        k = self.config.projector_stack
+        previous = nn.functional.pad(probs[:, :-1], (0, 0, 1, 0))  # [B, T, V] frame t - 1
+        emitted = (probs * (1 - previous)).sum(-1)  # [B, T] expected new tokens per frame
+        emitted = nn.functional.pad(emitted, (0, n * k - emitted.shape[1]))  # [B, N*K]
+        before = emitted.cumsum(-1) - emitted  # [B, N*K] tokens emitted before each frame
+        return before[:, k // 2 :: k].round().long()  # [B, N]
+
+    def _ctc_token_embeddings(self, probs: torch.Tensor, n: int) -> torch.Tensor:
+        """The LLM's own token embeddings, weighted by the CTC head's non-blank posteriors,
+        summed per projector stack: [B, T, V] -> [B, N, E].
 
         Each audio embedding then carries the embeddings of the tokens CTC hears in its 80 ms
         (blank frames add ~nothing), so the LLM can copy from the audio as it would from text.
+        They are scaled by sqrt(E), as Transformers scale input embeddings: unscaled, a tiny
+        LLM's token embeddings (norm ~1) drown in the projector's output (norm ~40 once
+        trained), and the LLM was much slower to start reading them (BENCHMARKS.md, P2 vs P4).
         """
-        probs = self.ctc_head(hidden).float().softmax(-1)[..., :-1] * mask[..., None]  # [B, T, V]
         weight = self.llm.get_input_embeddings().weight  # [V', E]
         tokens = (
             probs[..., : weight.shape[0]].to(weight.dtype) @ weight[: probs.shape[-1]]
         )  # [B, T, E]
         k = self.config.projector_stack
         tokens = nn.functional.pad(tokens, (0, 0, 0, n * k - tokens.shape[1]))  # [B, N*K, E]
-        return tokens.reshape(tokens.shape[0], n, k, -1).sum(2)  # [B, N, E]
+        return tokens.reshape(tokens.shape[0], n, k, -1).sum(2) * tokens.shape[-1] ** 0.5
 
     def prompt(self, instruction: str | None = None) -> Prompt:
         instruction = self.config.instruction if instruction is None else instruction
@@ -226,9 +250,12 @@ class VoxLM(nn.Module):
 
         Left padding keeps every sequence's end aligned, so generation appends to all rows at
         the same index and the transcript logits are the last positions of every row.
+        Positions count up through the row, except with ``audio.token_index``: then the suffix
+        and text follow the prefix, and each audio embedding takes the position of the token
+        that predicts the one it holds, so the two meet at relative position 0.
         """
         embed = self.llm.get_input_embeddings()
-        rows, labels = [], []
+        rows, labels, positions, text_positions = [], [], [], []
         for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
             n_audio = int(audio.embed_mask[i].sum())
             ids = torch.tensor(
@@ -245,6 +272,17 @@ class VoxLM(nn.Module):
                     ]
                 )
             )  # [P + N + Q + X, E]
+            n_suffix = len(prompt.suffix)
+            if audio.token_index is None:
+                positions.append(torch.arange(rows[-1].shape[0], device=self.device))
+                text_positions.append(rows[-1].shape[0] - len(text))
+            else:
+                order = torch.arange(n_prefix + n_suffix + len(text), device=self.device)
+                heard = audio.token_index[i, :n_audio] + n_prefix + n_suffix - 1
+                positions.append(
+                    torch.cat([order[:n_prefix], heard.clamp(min=0), order[n_prefix:]])
+                )
+                text_positions.append(n_prefix + n_suffix)
             label = torch.full((rows[-1].shape[0],), -100, dtype=torch.long, device=self.device)
             if text:
                 label[-len(text) :] = torch.tensor(text, device=self.device)
@@ -254,14 +292,16 @@ class VoxLM(nn.Module):
         embeds = rows[0].new_zeros(b, length, e)
         mask = torch.zeros(b, length, dtype=torch.long, device=self.device)
         label_out = torch.full((b, length), -100, dtype=torch.long, device=self.device)
+        position_ids = torch.zeros(b, length, dtype=torch.long, device=self.device)
         text_start = torch.empty(b, dtype=torch.long, device=self.device)
-        for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
+        text_position = torch.tensor(text_positions, dtype=torch.long, device=self.device)
+        for i, (row, label, pos) in enumerate(zip(rows, labels, positions, strict=True)):
             embeds[i, length - row.shape[0] :] = row
             mask[i, length - row.shape[0] :] = 1
             label_out[i, length - row.shape[0] :] = label
+            position_ids[i, length - row.shape[0] :] = pos
             text_start[i] = length - len(texts[i])
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        return Sequence(embeds, mask, position_ids, label_out, text_start)
+        return Sequence(embeds, mask, position_ids, label_out, text_start, text_position)
 
     @torch.no_grad()
     def aligner_attention(
