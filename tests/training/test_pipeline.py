@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+import voxlm.data.synth
 from voxlm.config import load_config
 from voxlm.data.synth import SynthOptions, synthesize_corpus
 from voxlm.model import VoxLM
-from voxlm.training.pipeline import run_training
+from voxlm.training.pipeline import prepare_data, run_training
 
+CONFIGS = Path(__file__).parents[2] / "configs"
 TINY = {
     "name": "voxlm-tiny",
     "audio_encoder_config": {
@@ -154,3 +156,18 @@ def test_two_process_accelerate_launch(tmp_path, corpus):
         json.loads((tmp_path / "models" / "voxlm-tiny" / "voxlm_config.json").read_text())["name"]
         == "voxlm-tiny"
     )
+
+
+def test_synthetic_corpus_is_reused_whatever_the_split_names(tmp_path, monkeypatch):
+    """voxlm-tiny.yaml keeps the LibriSpeech split names; its corpus must not be made again."""
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("")
+
+    def synthesise(*args, **kwargs):
+        raise AssertionError("the corpus was synthesised again")
+
+    monkeypatch.setattr(voxlm.data.synth, "synthesize_corpus", synthesise)
+    config = load_config(CONFIGS / "voxlm-tiny.yaml", overrides=[f"data.data_dir={tmp_path}"])
+    assert config.data.train_split != "train"
+    paths = prepare_data(config, progress=False)
+    assert paths == {k: tmp_path / f"{k}.jsonl" for k in ("train", "dev", "test")}

@@ -38,10 +38,21 @@ def prepare_data(config: VoxLMConfig, progress: bool = True) -> dict[str, Path]:
     """Manifests for train/dev/test, making them first where the corpus needs it.
 
     ``librispeech``: download (resumable, checksummed) and index each split;
-    ``synthetic``: synthesise with espeak-ng when the manifests are missing;
+    ``synthetic``: ``data_dir/{train,dev,test}.jsonl``, synthesised with espeak-ng when missing
+    (the corpus names its own splits, so the config's split names do not apply);
     ``manifest``: ``data_dir/<split>.jsonl`` (or a path given as the split) must exist.
     """
     root = Path(config.data.data_dir)
+    if config.data.dataset == "synthetic":
+        synthetic = {key: root / f"{key}.jsonl" for key in SPLITS}
+        if not all(p.is_file() for p in synthetic.values()):
+            from voxlm.data.synth import SynthOptions, synthesize_corpus
+
+            report = synthesize_corpus(
+                SynthOptions(output_dir=root, seed=config.training.seed), progress=progress
+            )
+            logger.info("synthesised %s", report.utterances)
+        return synthetic
     paths = {}
     for key, split in split_names(config).items():
         path = Path(split) if split.endswith(".jsonl") else root / f"{split}.jsonl"
@@ -53,14 +64,6 @@ def prepare_data(config: VoxLMConfig, progress: bool = True) -> dict[str, Path]:
         raise FileNotFoundError(
             f"data.dataset is 'manifest' but {', '.join(map(str, missing))} does not exist"
         )
-    if config.data.dataset == "synthetic":
-        from voxlm.data.synth import SynthOptions, synthesize_corpus
-
-        report = synthesize_corpus(
-            SynthOptions(output_dir=root, seed=config.training.seed), progress=progress
-        )
-        logger.info("synthesised %s", report.utterances)
-        return {key: root / f"{key}.jsonl" for key in SPLITS}
     from voxlm.data.librispeech import download_librispeech, read_librispeech
 
     for key, split in split_names(config).items():
