@@ -204,6 +204,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "freeze_encoder": False,
         "use_lora": False,
         "ctc": True,
+        "ctc_embeddings": True,  # from scratch, the LLM learns to read CTC's tokens first
+        "ctc_positions": True,
         "aligner_dim": 128,
         "instruction": "",  # trained from scratch for one task: a prompt would only cost time
     },
