@@ -1,11 +1,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import soundfile as sf
 from conftest import tone
 
-from voxlm.cli import main
+from voxlm.cli import _options_from_args, build_parser, main
+from voxlm.demo import DemoOptions
 
 
 def test_transcribe_json_to_stdout(wav_file, capsys):
@@ -60,3 +62,12 @@ def test_config_errors_name_the_key(tmp_path, capsys):
     config.write_text("model:\n  name: voxlm-tiny\n")
     assert main(["train", "--config", str(config), "--set", "training.phase1.epoch=2"]) == 2
     assert "training.phase1.epochs" in capsys.readouterr().err
+
+
+def test_demo_flags_come_from_demo_options():
+    parser = build_parser()
+    assert _options_from_args(DemoOptions, parser.parse_args(["demo"])) == DemoOptions()
+    args = parser.parse_args(["demo", "--output-dir", "d", "--minutes", "3", "--no-ctc-positions"])
+    options = _options_from_args(DemoOptions, args)
+    assert options.output_dir == Path("d") and options.minutes == 3.0
+    assert options.ctc_positions is False and options.ctc_embeddings is True

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from voxlm.decoding import DecodingOptions
 
@@ -22,29 +23,36 @@ class UserError(Exception):
     """A problem with the user's input: reported in one line, without a traceback."""
 
 
-def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("decoding and hallucination stops (0 disables a rule)")
-    for field in dataclasses.fields(DecodingOptions):
+def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = None) -> None:
+    """One ``--flag`` per field of an options dataclass, with the field's default."""
+    for field in dataclasses.fields(options):
         flag = "--" + field.name.replace("_", "-")
         if field.type in ("bool", bool):
-            group.add_argument(
+            parser.add_argument(
                 flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default
             )
         else:
-            kind = {"float": float, "int": int}.get(str(field.type), str)
-            group.add_argument(
+            kind = {"float": float, "int": int, "Path": Path}.get(str(field.type), str)
+            parser.add_argument(
                 flag,
                 dest=field.name,
                 type=kind,
                 default=field.default,
-                help=f"default: {field.default}",
+                help=(helps or {}).get(field.name, f"default: {field.default}"),
             )
 
 
+def _options_from_args(options: type, args: argparse.Namespace) -> Any:
+    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
+
+
+def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("decoding and hallucination stops (0 disables a rule)")
+    _add_option_flags(group, DecodingOptions)
+
+
 def _decoding_options(args: argparse.Namespace) -> DecodingOptions:
-    return DecodingOptions(
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(DecodingOptions)}
-    )
+    return _options_from_args(DecodingOptions, args)
 
 
 # ---- transcribe ---------------------------------------------------------------------------------
@@ -289,7 +297,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _demo_parser(sub) -> None:
     from voxlm.demo import DemoOptions
 
-    d = DemoOptions()
     p = sub.add_parser(
         "demo",
         help="synthesise speech, train voxlm-tiny from scratch, evaluate, show one result",
@@ -298,45 +305,14 @@ def _demo_parser(sub) -> None:
         "evaluation on held-out sentences and a held-out voice, and one transcript with its "
         "JSON, SRT and an alignment picture. Leaves DIR/model/ and DIR/metrics.json.",
     )
-    p.add_argument("--output-dir", type=Path, default=d.output_dir)
-    p.add_argument("--minutes", type=float, default=d.minutes, help="phase 1 training budget")
-    p.add_argument("--phase2-minutes", type=float, default=d.phase2_minutes)
-    p.add_argument("--n-train", type=int, default=d.n_train)
-    p.add_argument("--n-test", type=int, default=d.n_test)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    p.add_argument("--ctc-weight", type=float, default=d.ctc_weight)
-    p.add_argument("--alignment-weight", type=float, default=d.alignment_weight)
-    p.add_argument(
-        "--ctc-embeddings", action=argparse.BooleanOptionalAction, default=d.ctc_embeddings
-    )
-    p.add_argument(
-        "--ctc-positions", action=argparse.BooleanOptionalAction, default=d.ctc_positions
-    )
-    p.add_argument("--sortagrad", action=argparse.BooleanOptionalAction, default=d.sortagrad)
-    p.add_argument("--seed", type=int, default=d.seed)
+    _add_option_flags(p, DemoOptions, helps={"minutes": "phase 1 training budget"})
     p.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from voxlm.demo import DemoOptions, run_demo, summary_table
 
-    options = DemoOptions(
-        output_dir=args.output_dir,
-        minutes=args.minutes,
-        phase2_minutes=args.phase2_minutes,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        ctc_weight=args.ctc_weight,
-        alignment_weight=args.alignment_weight,
-        ctc_embeddings=args.ctc_embeddings,
-        ctc_positions=args.ctc_positions,
-        sortagrad=args.sortagrad,
-        seed=args.seed,
-    )
-    metrics = run_demo(options)
+    metrics = run_demo(_options_from_args(DemoOptions, args))
     out = args.output_dir
     print((out / "example.txt").read_text(), end="")
     print((out / "example.json").read_text())
