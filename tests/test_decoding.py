@@ -81,3 +81,37 @@ def test_transcript_to_dict_is_the_documented_format():
         "audio_duration": 1.0,
         "stop_reason": "eos",
     }
+
+
+def spelling_ctc_head(model: VoxLM, text: str) -> None:
+    """Make the CTC head spell ``text`` with certainty: each token for 2 frames, then a blank."""
+    tokens = model.tokenizer(text, add_special_tokens=False).input_ids
+    blank = model.ctc_head.out_features - 1
+
+    def spell(module, args, out):
+        symbols = torch.full(out.shape[:2], blank, dtype=torch.long)
+        for k, token in enumerate(tokens):
+            symbols[:, 3 * k : 3 * k + 2] = token
+        return torch.nn.functional.one_hot(symbols, out.shape[-1]).to(out.dtype) * 30.0
+
+    model.ctc_head.register_forward_hook(spell)
+
+
+@pytest.mark.parametrize("text", ["all ok", "see me"])
+def test_with_full_ctc_weight_the_transcript_is_what_ctc_hears(text):
+    torch.manual_seed(0)
+    model = VoxLM.from_config(tiny_config(ctc_embeddings=False, ctc_positions=False)).eval()
+    spelling_ctc_head(model, text)
+    vocabulary = len(model.tokenizer)
+    joint = DecodingOptions(ctc_weight=1.0, ctc_candidates=vocabulary, no_speech_check=False)
+    result = model.transcribe(tone(1.0), sample_rate=16000, options=joint)
+    assert result.text == text and result.stop_reason == "eos"
+    assert min(w.confidence for w in result.words) > 0.99  # the LLM has no say: CTC is sure
+    alone = DecodingOptions(ctc_weight=0.0, no_speech_check=False, min_confidence=0)
+    assert model.transcribe(tone(1.0), sample_rate=16000, options=alone).text != text
+
+
+@pytest.mark.parametrize(("field", "value"), [("ctc_weight", 1.5), ("ctc_candidates", 0)])
+def test_joint_decoding_options_are_checked(field, value):
+    with pytest.raises(ValueError, match=field):
+        DecodingOptions(**{field: value})

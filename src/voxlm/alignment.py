@@ -191,7 +191,12 @@ def median_filter(x: np.ndarray, width: int) -> np.ndarray:
     return np.median(windows, axis=-1)
 
 
-def token_spans(log_attn: np.ndarray, n_frames: int, median_width: int = 3) -> np.ndarray:
+def token_spans(
+    log_attn: np.ndarray,
+    n_frames: int,
+    median_width: int = 3,
+    silence_cost: float | None = None,
+) -> np.ndarray:
     """Frame span [start, end) of each token from its log attention (L, T) -> (L, 2) int.
 
     Only the first ``n_frames`` (valid) frames are used. The cost -log_attn is median-smoothed
@@ -199,6 +204,12 @@ def token_spans(log_attn: np.ndarray, n_frames: int, median_width: int = 3) -> n
     monotonic path. Each token spans the frames its path covers: at least one frame, and starts
     and ends never decrease. With more tokens than frames the path must step down within a
     frame, so neighbouring tokens then share a frame.
+
+    A plain DTW path runs from the first frame to the last, so the first word would start at
+    0 s whatever silence precedes it (on the demo's test set: every first word 150 ms early).
+    With ``silence_cost`` the path may give the frames before the first token and after the
+    last to silence, at that cost per frame; -log(1 / n_frames), the cost of uniform
+    attention, leaves to silence the frames that the edge tokens attend to less than uniformly.
     """
     if log_attn.ndim != 2:
         raise ValueError(f"log_attn must be (tokens, frames), got shape {log_attn.shape}")
@@ -209,10 +220,15 @@ def token_spans(log_attn: np.ndarray, n_frames: int, median_width: int = 3) -> n
     if n_tokens == 0:
         return spans
     cost = median_filter(-np.asarray(log_attn[:, :n_frames], dtype=np.float64), median_width)
+    edge = 0
+    if silence_cost is not None and n_frames > 2:
+        silence = np.full((1, n_frames), float(silence_cost))
+        cost, edge = np.concatenate([silence, cost, silence]), 1
     rows, cols = dtw(cost)
-    # rows is sorted and covers every token, so each token's frames are one contiguous run.
-    first = np.searchsorted(rows, np.arange(n_tokens), side="left")
-    last = np.searchsorted(rows, np.arange(n_tokens), side="right") - 1
+    # rows is sorted and covers every row, so each token's frames are one contiguous run.
+    tokens = np.arange(n_tokens) + edge
+    first = np.searchsorted(rows, tokens, side="left")
+    last = np.searchsorted(rows, tokens, side="right") - 1
     spans[:, 0] = cols[first]
     spans[:, 1] = cols[last] + 1
     return spans

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from voxlm.ctc import CTCPrefixScorer
+
 if TYPE_CHECKING:
     from voxlm.llm import Prompt
     from voxlm.model import AudioFeatures, VoxLM
@@ -52,6 +54,14 @@ class DecodingOptions:
     audio does not support; 4 back-to-back copies of any n-gram (n <= 16 tokens) is the classic
     "the the the" loop; 30 tokens per second is above fast speech even in characters (espeak-ng
     at 210 wpm gives ~20 chars/s), so it only fires on runaway output.
+
+    ``ctc_weight`` > 0 lets a model with a CTC head vote on every token (joint CTC/LLM decoding,
+    see ``voxlm.ctc``): each of the LLM's ``ctc_candidates`` best next tokens is scored by
+    (1 - w) log p_LLM + w log p_CTC(transcript so far + token), and a token's probability (for
+    confidence and the low-confidence stop) is the softmax of these scores over the candidates:
+    where the LLM and CTC disagree, the token is unsure. A model without a CTC head decodes with
+    the LLM alone. On the demo's 20-minute model, w = 0.5 took test WER from 54% to 32% and
+    confidence AUROC from 0.88 to 0.92 (BENCHMARKS.md).
     """
 
     max_tokens_per_second: float = 30.0
@@ -59,6 +69,8 @@ class DecodingOptions:
     confidence_window: int = 8
     max_repeats: int = 4
     max_ngram: int = 16
+    ctc_weight: float = 0.5
+    ctc_candidates: int = 8
     no_speech_check: bool = True
     word_confidence: str = "geometric"  # see alignment.word_confidence
     median_filter_width: int = 3
@@ -69,6 +81,10 @@ class DecodingOptions:
             raise ValueError(
                 f"word_confidence must be geometric, mean or min, got {self.word_confidence!r}"
             )
+        if not 0 <= self.ctc_weight <= 1:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if self.ctc_candidates < 1:
+            raise ValueError(f"ctc_candidates must be >= 1, got {self.ctc_candidates}")
         for name in ("max_tokens_per_second", "min_confidence", "confidence_window", "max_repeats"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -124,7 +140,8 @@ def generate(
     """Greedy KV-cached decoding of a batch, keeping each token's probability.
 
     Rows stop independently (EOS, a hallucination rule, or their token budget); the batch runs
-    until every row has stopped.
+    until every row has stopped. With a CTC head and ``options.ctc_weight`` the choice of each
+    token is joint with CTC's prefix score.
     """
     eos = model.tokenizer.eos_token_id
     seq = model.assemble(audio, prompts, [[] for _ in prompts])
@@ -133,6 +150,10 @@ def generate(
     rows = [Decoded([], [], STOP_MAX_TOKENS) for _ in range(b)]
     done = [n <= 0 for n in max_new_tokens]
     mask, positions = seq.attention_mask, seq.text_position[:, None] - 1
+    scorer = None
+    if options.ctc_weight > 0 and model.ctc_head is not None:
+        ctc_log_probs = model.ctc_head(audio.hidden).float().log_softmax(-1)  # [B, T, V + 1]
+        scorer = CTCPrefixScorer(ctc_log_probs, audio.mask.sum(1))
     out = model.llm(
         inputs_embeds=seq.embeds,
         attention_mask=mask,
@@ -141,8 +162,18 @@ def generate(
         logits_to_keep=1,
     )
     while not all(done):
-        probs = out.logits[:, -1].float().softmax(-1)  # [B, V]
-        best_prob, best = probs.max(-1)  # [B]
+        log_probs = out.logits[:, -1].float().log_softmax(-1)  # [B, V]
+        if scorer is None:
+            best_prob, best = log_probs.exp().max(-1)  # [B]
+        else:
+            top = log_probs.topk(min(options.ctc_candidates, log_probs.shape[-1]), dim=-1)
+            w = options.ctc_weight
+            joint = (1 - w) * top.values + w * scorer.score(top.indices, eos).float()  # [B, K]
+            # No candidate CTC can emit (w = 1, none in its vocabulary): the LLM decides.
+            joint = torch.where(joint.isfinite().any(-1, keepdim=True), joint, top.values)
+            best_prob, choice = joint.softmax(-1).max(-1)  # [B]
+            best = top.indices.gather(1, choice[:, None])[:, 0]  # [B]
+            scorer.advance(best)
         for i in range(b):
             if done[i]:
                 continue

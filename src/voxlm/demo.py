@@ -38,6 +38,7 @@ class DemoOptions:
     batch_size: int = 16
     learning_rate: float = 3e-3
     ctc_weight: float = 1.0
+    ctc_only_steps: int = 1000  # see PhaseConfig.ctc_only_steps
     alignment_weight: float = 0.2  # the aligner also learns during phase 1, from the start
     ctc_embeddings: bool = True  # see ModelConfig.ctc_embeddings
     ctc_positions: bool = True  # see ModelConfig.ctc_positions
@@ -62,6 +63,7 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
         eval_every=150,
         save_every=100,
         sortagrad=options.sortagrad,
+        ctc_only_steps=options.ctc_only_steps,
     )
     phase2 = PhaseConfig(
         epochs=1000,

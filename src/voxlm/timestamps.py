@@ -14,6 +14,7 @@ reliable than transcribing and matching, which loses every word the model would 
 from __future__ import annotations
 
 import logging
+import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -255,7 +256,12 @@ class VoxLMTimestamper:
             raise ValueError(f"cannot map the tokens of {text!r} to its {len(words)} words")
         log_attn = model.aligner_attention(features, [model.prompt()], [ids[:-1]])  # [[X, T]]
         n_frames = int(features.mask[0].sum())
-        spans = token_spans(log_attn[0].float().cpu().numpy(), n_frames, self.median_filter_width)
+        spans = token_spans(
+            log_attn[0].float().cpu().numpy(),
+            n_frames,
+            self.median_filter_width,
+            silence_cost=math.log(n_frames),
+        )
         lexical = [_is_lexical(p) for p in token_pieces(model.tokenizer, ids[:-1])]
         return word_timings(words, token_word, lexical, spans * ENCODER_FRAME_SECONDS, duration)
 

@@ -128,7 +128,10 @@ def _words(
     duration = len(window.audio) / SAMPLE_RATE
     if not decoded.tokens:
         return Transcript("", (), duration, decoded.stop_reason)
-    spans = token_spans(log_attn, n_frames, options.median_filter_width) * ENCODER_FRAME_SECONDS
+    spans = token_spans(
+        log_attn, n_frames, options.median_filter_width, silence_cost=math.log(n_frames)
+    )
+    spans = spans * ENCODER_FRAME_SECONDS
     spans = np.clip(spans, 0.0, duration) + window.offset
     words = tokens_to_words(
         token_pieces(model.tokenizer, decoded.tokens),

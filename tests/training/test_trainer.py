@@ -279,3 +279,43 @@ def test_training_a_part_the_config_freezes_is_refused():
     )
     with pytest.raises(ValueError, match="use_lora"):
         set_trainable(lora, ("llm",))
+
+
+def test_ctc_only_steps_leave_the_llm_untouched_then_train_it(corpus, tmp_path):
+    phase = dataclasses.replace(
+        PHASE1, max_steps=3, ctc_only_steps=2, alignment_weight=0.2, eval_every=1
+    )
+    model = small_model()
+    llm_before = {k: v.clone() for k, v in model.llm.state_dict().items()}
+    encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    result = train_phase(  # stopped after the two CTC-only steps
+        model,
+        dataclasses.replace(phase, max_steps=2),
+        "p",
+        corpus[0],
+        corpus[1],
+        tmp_path / "a",
+        seed=0,
+        log_every=1,
+        progress=False,
+    )
+    assert all(torch.equal(v, llm_before[k]) for k, v in model.llm.state_dict().items())
+    assert not all(torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
+    train_rows = [r for r in result.history if "loss" in r]
+    assert [("ctc" in r, "ce" in r, "alignment" in r) for r in train_rows] == [
+        (True, False, False)
+    ] * 2
+    assert not any("dev_wer" in r for r in result.history)  # no transcribing before the LLM trains
+    model = small_model()
+    result = train_phase(
+        model, phase, "p", corpus[0], corpus[1], tmp_path / "b", seed=0, log_every=1, progress=False
+    )
+    last = [r for r in result.history if "loss" in r][-1]
+    assert "ce" in last and "alignment" in last
+    assert any("dev_wer" in r for r in result.history)
+    assert not all(torch.equal(v, llm_before[k]) for k, v in model.llm.state_dict().items())
+
+
+def test_ctc_only_steps_need_a_ctc_loss():
+    with pytest.raises(ValueError, match="ctc_only_steps"):
+        PhaseConfig(ctc_only_steps=10, ctc_weight=0.0)

@@ -156,6 +156,8 @@ def may_skip_gradients(phase: PhaseConfig) -> bool:
         "aligner": phase.alignment_weight > 0,
         "ctc": phase.ctc_weight > 0,
     }
+    if phase.ctc_only_steps:
+        reached = {**reached, "projector": False, "llm": False, "lora": False, "aligner": False}
     return not all(reached[m] for m in phase.train_modules)
 
 
@@ -276,13 +278,14 @@ class _Loop:
     log: TrainingLog
     dev_items: list[dict[str, Any]]
 
-    @property
-    def weights(self) -> dict[str, float]:
+    def weights(self, step: int) -> dict[str, float]:
+        """The loss weights of optimizer step ``step`` (0-based)."""
         p = self.phase
+        ctc_only = step < p.ctc_only_steps
         return {
-            "ce_weight": p.ce_weight,
+            "ce_weight": 0.0 if ctc_only else p.ce_weight,
             "ctc_weight": p.ctc_weight,
-            "alignment_weight": p.alignment_weight,
+            "alignment_weight": 0.0 if ctc_only else p.alignment_weight,
         }
 
     def run(
@@ -309,7 +312,7 @@ class _Loop:
         while not stop and state.epoch < phase.epochs:
             for batch in self._epoch(loader, sampler, state):
                 state.batch_in_epoch += 1
-                if self._all_empty(batch) or not self._train_step(batch, window):
+                if self._all_empty(batch) or not self._train_step(batch, window, state.step):
                     continue  # skipped, or a micro-batch of gradient accumulation
                 state.step += 1
                 state.elapsed = time.monotonic() - started
@@ -359,11 +362,11 @@ class _Loop:
             return True
         return False
 
-    def _train_step(self, batch: dict[str, Any], window: dict[str, list[float]]) -> bool:
+    def _train_step(self, batch: dict[str, Any], window: dict[str, list[float]], step: int) -> bool:
         """Forward and backward one batch; return True when the optimizer stepped."""
         acc = self.accelerator
         with acc.accumulate(self.model):
-            out = self.model(batch, **self.weights)
+            out = self.model(batch, **self.weights(step))
             acc.backward(out.loss)
             if acc.sync_gradients and self.phase.clip_grad_norm > 0:
                 trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -429,12 +432,13 @@ class _Loop:
             metric = math.inf
             if self.dev_items:
                 with acc.autocast():
-                    metrics = dev_metrics(model, self.phase, self.dev_items)
+                    transcribes = state.step > self.phase.ctc_only_steps
+                    metrics = dev_metrics(model, self.phase, self.dev_items, transcribes)
                 self.model.train()
                 row = {"step": state.step, "epoch": state.epoch, **metrics}
                 self.log.write({**row, "elapsed_s": state.elapsed})
                 logger.info("%s step %d: %s", self.name, state.step, _format(metrics))
-                metric = metrics[selection_metric(self.phase)]
+                metric = metrics.get(selection_metric(self.phase), math.inf)
                 metric = metric if math.isfinite(metric) else math.inf
             self.log.plot()
             if state.best_metric is None or metric < state.best_metric or not self.dev_items:
@@ -467,8 +471,14 @@ def load_items(dataset: Dataset, limit: int) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def dev_metrics(model: VoxLM, phase: PhaseConfig, items: list[dict[str, Any]]) -> dict[str, float]:
-    """Dev loss terms (the phase's weights) and, when the phase trains transcription, dev WER."""
+def dev_metrics(
+    model: VoxLM, phase: PhaseConfig, items: list[dict[str, Any]], transcribes: bool = True
+) -> dict[str, float]:
+    """Dev loss terms (the phase's weights) and, when the phase trains transcription, dev WER.
+
+    ``transcribes=False`` leaves out the WER, as during CTC-only steps, when the LLM has not
+    been trained yet and generating would only cost time.
+    """
     model.eval()
     totals: dict[str, float] = defaultdict(float)
     for start in range(0, len(items), phase.batch_size):
@@ -484,7 +494,7 @@ def dev_metrics(model: VoxLM, phase: PhaseConfig, items: list[dict[str, Any]]) -
         for term, value in out.losses.items():
             totals[term] += value * n
     metrics = {f"dev_{k}": v / len(items) for k, v in totals.items()}
-    if phase.ce_weight > 0:
+    if phase.ce_weight > 0 and transcribes:
         metrics["dev_wer"] = dev_wer(model, items)
     return metrics
 

@@ -1,0 +1,102 @@
+"""CTC prefix scores, so the CTC head can vote on each token the LLM writes.
+
+Joint CTC/attention decoding (Watanabe et al., "Hybrid CTC/Attention Architecture for End-to-End
+Speech Recognition", IEEE JSTSP 2017) adds, for every candidate next token c, the CTC log
+probability of all alignments whose labelling starts with the transcript so far followed by c.
+CTC is monotonic over the audio, so it cannot skip or repeat a stretch of speech: it keeps the
+LLM on the audio where the LLM alone would drop words at the end of an utterance or continue
+with plausible text. Only the LLM's best few candidates are scored, as ESPnet's partial scoring
+does, because a real LLM's vocabulary has ~150k tokens.
+
+The recursions over frames, x_t = a_t (x_{t-1} + b_t), are solved in closed form with a
+cumulative log-sum-exp, so one decoding step costs a few tensor operations over
+[batch, candidates, frames] rather than a Python loop over frames.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+class CTCPrefixScorer:
+    """The CTC forward variables of each row's transcript so far, advanced one token at a time.
+
+    log_probs [B, T, V + 1] (blank last) and lengths [B]. For the prefix g, ``r_nonblank[b, t]``
+    and ``r_blank[b, t]`` are the log probabilities of emitting exactly g within frames 0..t,
+    ending in a non-blank or a blank frame.
+    """
+
+    def __init__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
+        self.log_probs = log_probs.double()  # [B, T, V + 1]
+        self.lengths = lengths.long().to(log_probs.device)  # [B]
+        b, t, v = log_probs.shape
+        self.vocab = v - 1
+        frames = torch.arange(t, device=log_probs.device)
+        self.valid = frames[None, :] < self.lengths[:, None]  # [B, T]
+        self.r_nonblank = torch.full((b, t), NEG_INF, dtype=torch.float64, device=frames.device)
+        self.r_blank = self.log_probs[..., -1].cumsum(-1)  # [B, T] only blanks so far
+        self.last = torch.full((b,), -1, dtype=torch.long, device=frames.device)
+        self.empty = torch.ones(b, dtype=torch.bool, device=frames.device)
+
+    def score(self, candidates: torch.Tensor, eos: int) -> torch.Tensor:
+        """candidates [B, K] token ids -> [B, K] log prefix probabilities of g + c.
+
+        ``eos`` scores the whole transcript: every alignment of g over all the frames.
+        Tokens outside the CTC head's vocabulary score -inf.
+        """
+        phi = self._phi(candidates)  # [B, K, T]
+        y = self._token_log_probs(candidates)  # [B, K, T]
+        psi = torch.where(self.valid[:, None], phi + y, NEG_INF).logsumexp(-1)  # [B, K]
+        end = (self.lengths - 1).clamp(min=0)[:, None]  # [B, 1]
+        whole = torch.logaddexp(
+            self.r_nonblank.gather(1, end), self.r_blank.gather(1, end)
+        )  # [B, 1]
+        return torch.where(candidates == eos, whole, psi)
+
+    def advance(self, tokens: torch.Tensor) -> None:
+        """Extend each row's prefix by its chosen token [B] (EOS rows may be left as they are)."""
+        c = tokens[:, None]  # [B, 1]
+        phi = self._phi(c)[:, 0]  # [B, T]
+        y = self._token_log_probs(c)[:, 0]  # [B, T]
+        r_nonblank = _linear_recurrence(y, phi)
+        blank = self.log_probs[..., -1]
+        shifted = torch.nn.functional.pad(r_nonblank[:, :-1], (1, 0), value=NEG_INF)
+        self.r_blank = _linear_recurrence(blank, shifted)
+        self.r_nonblank = r_nonblank
+        self.last = tokens.clone()
+        self.empty = torch.zeros_like(self.empty)
+
+    def _phi(self, candidates: torch.Tensor) -> torch.Tensor:
+        """[B, K] -> [B, K, T]: log probability that g is complete just before frame t.
+
+        A repeated token needs a blank between the two, so only paths ending in blank count
+        for it. Frame 0 has no frame before it: g is complete there only if it is empty.
+        """
+        same = (candidates == self.last[:, None])[..., None]  # [B, K, 1]
+        nonblank = torch.where(same, NEG_INF, self.r_nonblank[:, None])  # [B, K, T]
+        complete = torch.logaddexp(self.r_blank[:, None], nonblank)  # [B, K, T] at t
+        start = torch.where(self.empty, 0.0, NEG_INF).to(complete.dtype)  # [B]
+        start = start[:, None, None].expand(-1, candidates.shape[1], 1)
+        return torch.cat([start, complete[..., :-1]], dim=-1)  # [B, K, T] before t
+
+    def _token_log_probs(self, candidates: torch.Tensor) -> torch.Tensor:
+        """[B, K] -> [B, K, T] log posterior of each candidate at each frame."""
+        inside = candidates < self.vocab
+        index = torch.where(inside, candidates, 0)
+        y = self.log_probs.gather(
+            2, index[:, None, :].expand(-1, self.log_probs.shape[1], -1)
+        ).transpose(1, 2)  # [B, K, T]
+        return torch.where(inside[..., None], y, NEG_INF)
+
+
+def _linear_recurrence(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """x_t = a_t (x_{t-1} + b_t) with x_{-1} = 0, in log space over the last dimension.
+
+    x_t = sum_{s<=t} b_s prod_{u=s..t} a_u = A_t sum_{s<=t} b_s / A_{s-1}, with A the
+    cumulative product of a, hence one cumulative sum and one cumulative log-sum-exp.
+    """
+    log_cum = log_a.clamp(min=-1e4).cumsum(-1)  # log A_t; a token CTC cannot emit stays finite
+    before = torch.nn.functional.pad(log_cum[..., :-1], (1, 0))  # log A_{t-1}, A_{-1} = 1
+    return log_cum + torch.logcumsumexp(log_b - before, dim=-1)

@@ -1,0 +1,62 @@
+"""CTC prefix scores against a brute-force sum over every alignment."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from voxlm.ctc import CTCPrefixScorer
+
+V, T, BLANK = 3, 5, 3  # tokens 0..2, blank last; 4^5 = 1024 alignments
+EOS = 7  # outside the CTC vocabulary, as an LLM's EOS may be
+
+
+def collapse(path: tuple[int, ...]) -> tuple[int, ...]:
+    out, previous = [], None
+    for s in path:
+        if s != previous and s != BLANK:
+            out.append(s)
+        previous = s
+    return tuple(out)
+
+
+def brute_force(
+    log_probs: torch.Tensor, length: int, prefix: tuple[int, ...], whole: bool
+) -> float:
+    """log sum of p(path) over alignments whose labelling starts with (or, whole, is) prefix."""
+    total = 0.0
+    for path in itertools.product(range(V + 1), repeat=length):
+        label = collapse(path)
+        if label == prefix if whole else label[: len(prefix)] == prefix:
+            total += math.exp(sum(float(log_probs[t, s]) for t, s in enumerate(path)))
+    return math.log(total) if total > 0 else float("-inf")
+
+
+@pytest.mark.parametrize("transcript", [(0, 1, 2), (1, 1, 0), (2, 2, 2)])
+def test_prefix_scores_equal_the_sum_over_alignments(transcript):
+    torch.manual_seed(len(transcript) + sum(transcript))
+    log_probs = torch.randn(2, T, V + 1).log_softmax(-1)
+    lengths = torch.tensor([T, T - 1])  # the second row is padded by one frame
+    scorer = CTCPrefixScorer(log_probs, lengths)
+    candidates = torch.tensor([[0, 1, 2, EOS]] * 2)
+    prefix: tuple[int, ...] = ()
+    for token in transcript:
+        scores = scorer.score(candidates, eos=EOS)
+        for row in range(2):
+            n = int(lengths[row])
+            for k, c in enumerate(candidates[row].tolist()):
+                expected = (
+                    brute_force(log_probs[row], n, prefix, whole=True)
+                    if c == EOS
+                    else brute_force(log_probs[row], n, (*prefix, c), whole=False)
+                )
+                assert float(scores[row, k]) == pytest.approx(expected, abs=1e-6)
+        scorer.advance(torch.tensor([token, token]))
+        prefix = (*prefix, token)
+
+
+def test_a_token_outside_the_vocabulary_scores_minus_infinity():
+    scorer = CTCPrefixScorer(torch.randn(1, T, V + 1).log_softmax(-1), torch.tensor([T]))
+    scores = scorer.score(torch.tensor([[0, V + 2]]), eos=EOS)
+    assert torch.isfinite(scores[0, 0]) and scores[0, 1] == float("-inf")
