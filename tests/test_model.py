@@ -197,3 +197,16 @@ def test_bad_model_names(tmp_path):
 def test_instruction_changes_the_prompt():
     model = VoxLM.from_config(tiny_config())
     assert model.prompt("spell it out").prefix != model.prompt(None).prefix
+
+
+def test_alignment_targets_put_a_space_just_before_its_word():
+    model = VoxLM.from_config(tiny_config())
+    words = [{"word": "hi", "start": 0.1, "end": 0.3}, {"word": "yo", "start": 0.3, "end": 0.5}]
+    target, mask, lengths = model.alignment_targets(["hi yo"], [words], 40, [40])
+    assert lengths == [6] and mask[0].all()  # the prefix space, h i ' ' y o
+    frames = [torch.nonzero(target[0, j]).flatten().tolist() for j in range(6)]
+    assert frames[0] == [3, 4]  # a space: the two frames before its word starts
+    assert frames[1] == frames[2] == list(range(5, 15))  # "hi": 0.1-0.3 s
+    assert frames[3] == [13, 14]
+    assert frames[4] == frames[5] == list(range(15, 25))
+    assert torch.allclose(target[0].sum(-1), torch.ones(6))

@@ -97,7 +97,8 @@ class PhaseConfig:
     sortagrad: bool = False  # first epoch from the shortest utterances to the longest
     # The first N optimizer steps train CTC alone (cross-entropy and alignment off): an encoder
     # trained from scratch learns to spell ~2x sooner without the LLM's cost per step, and the
-    # LLM then learns to read its audio within a few hundred steps (BENCHMARKS.md).
+    # LLM then learns to read its audio within a few hundred steps (BENCHMARKS.md). The learning
+    # rate warms up again where they end.
     ctc_only_steps: int = 0
 
     def __post_init__(self) -> None:

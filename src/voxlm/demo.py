@@ -31,7 +31,7 @@ class DemoOptions:
 
     output_dir: Path = Path("demo")
     minutes: float = 7.0  # phase 1 training budget
-    phase2_minutes: float = 0.75
+    phase2_minutes: float = 1.0
     n_train: int = 6000
     n_dev: int = 150
     n_test: int = 400
@@ -68,7 +68,7 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
     phase2 = PhaseConfig(
         epochs=1000,
         batch_size=options.batch_size,
-        learning_rate=1e-3,
+        learning_rate=3e-3,
         warmup_steps=20,
         max_minutes=options.phase2_minutes,
         ce_weight=0.0,

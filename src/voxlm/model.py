@@ -30,6 +30,7 @@ logger = logging.getLogger("voxlm")
 
 CONFIG_FILE = "voxlm_config.json"
 WEIGHTS_FILE = "model.safetensors"
+BOUNDARY_FRAMES = 2  # a whitespace token's aligner target: this many frames before the onset
 
 
 @dataclass
@@ -372,26 +373,58 @@ class VoxLM(nn.Module):
     ) -> torch.Tensor:
         """Cross-entropy of the aligner's attention toward each token's word frames."""
         words = batch.get("words") or [None] * len(batch["texts"])
-        token_words, word_frames = [], []
-        for text, utterance_words in zip(batch["texts"], words, strict=True):
-            token_words.append(self.token_word_index(text, utterance_words))
-            word_frames.append(
-                [
-                    (
-                        int(w["start"] / ENCODER_FRAME_SECONDS),
-                        math.ceil(w["end"] / ENCODER_FRAME_SECONDS),
-                    )
-                    for w in (utterance_words or [])
-                ]
-            )
-        target, token_mask = span_targets(
-            token_words, word_frames, audio.hidden.shape[1], audio.mask.sum(1).tolist()
+        target, token_mask, lengths = self.alignment_targets(
+            batch["texts"], words, audio.hidden.shape[1], audio.mask.sum(1).tolist()
         )
         if not token_mask.any():
             return hidden.sum() * 0.0
-        queries = text_states(hidden, [len(t) for t in token_words])  # [B, X, E]
-        log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, n_text, T]
+        queries = text_states(hidden, lengths)  # [B, X, E]
+        log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, X, T]
         return alignment_loss(log_attn, target.to(log_attn.device), token_mask.to(log_attn.device))
+
+    def alignment_targets(
+        self,
+        texts: list[str],
+        words: list[list[dict] | None],
+        n_frames: int,
+        valid_frames: list[int],
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """The aligner's target attention [B, X, T] over 20 ms frames, which tokens [B, X] have
+        one, and each row's number of tokens.
+
+        Each token of a word attends uniformly over the word's frames. A token of whitespace
+        alone (a character tokenizer's space) attends to the frames just before its word's
+        onset instead: aimed at the whole word, it took the word's first frames from the first
+        letter, and onsets came out late (demo: +52 ms bias, MAE 72 ms; with this, 31 ms).
+        """
+        token_words, word_frames = [], []
+        for text, utterance_words in zip(texts, words, strict=True):
+            index = self.token_word_index(text, utterance_words)
+            frames = [
+                (
+                    int(w["start"] / ENCODER_FRAME_SECONDS),
+                    math.ceil(w["end"] / ENCODER_FRAME_SECONDS),
+                )
+                for w in (utterance_words or [])
+            ]
+            for j in self._whitespace_tokens(text):
+                if index[j] >= 0:
+                    onset = frames[index[j]][0]
+                    frames.append((max(onset - BOUNDARY_FRAMES, 0), max(onset, 1)))
+                    index[j] = len(frames) - 1
+            token_words.append(index)
+            word_frames.append(frames)
+        target, token_mask = span_targets(token_words, word_frames, n_frames, valid_frames)
+        return target, token_mask, [len(t) for t in token_words]
+
+    def _whitespace_tokens(self, text: str) -> list[int]:
+        """Indices of the tokens of ``text`` that are whitespace only.
+
+        By their decoded text, not their offsets: a prefix space the tokenizer adds (the
+        character tokenizer's, SentencePiece's) has the offsets of the first letter.
+        """
+        ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        return [j for j, i in enumerate(ids) if not self.tokenizer.decode([i]).strip()]
 
     def token_word_index(self, text: str, words: list[dict] | None) -> list[int]:
         """Index of the word each transcript token belongs to, padded to the right by EOS.

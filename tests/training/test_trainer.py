@@ -209,6 +209,14 @@ def test_lr_schedule_warms_up_then_decays_to_a_tenth():
     assert math.isclose(max(factors), 1.0)
 
 
+def test_lr_warms_up_again_where_ctc_only_steps_end():
+    plain = [lr_factor(s, warmup_steps=10, total_steps=100) for s in range(100)]
+    rewarmed = [lr_factor(s, 10, 100, rewarm_at=40) for s in range(100)]
+    assert rewarmed[:40] == plain[:40]
+    assert rewarmed[40:50] == pytest.approx([plain[s] * (s - 39) / 10 for s in range(40, 50)])
+    assert rewarmed[50:] == plain[50:]
+
+
 def test_phase2_trains_the_aligner_only_and_selects_by_alignment_loss(corpus, tmp_path):
     phase = PhaseConfig(
         epochs=2,
