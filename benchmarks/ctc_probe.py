@@ -34,7 +34,7 @@ def greedy_ctc(model: VoxLM, items: list[dict], batch_size: int = 25) -> list[st
     for start in range(0, len(items), batch_size):
         batch = collate(items[start : start + batch_size])
         audio = model.encode(batch["audio"], batch["audio_lengths"])
-        best = model.ctc_head(audio.hidden).argmax(-1)  # [B, T]
+        best = audio.ctc_log_probs.argmax(-1)  # [B, T]
         for row, n in zip(best, audio.mask.sum(1).tolist(), strict=True):
             path = torch.unique_consecutive(row[:n])
             texts.append(model.tokenizer.decode(path[path != blank].tolist()).strip())

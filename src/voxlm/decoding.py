@@ -151,9 +151,8 @@ def generate(
     done = [n <= 0 for n in max_new_tokens]
     mask, positions = seq.attention_mask, seq.text_position[:, None] - 1
     scorer = None
-    if options.ctc_weight > 0 and model.ctc_head is not None:
-        ctc_log_probs = model.ctc_head(audio.hidden).float().log_softmax(-1)  # [B, T, V + 1]
-        scorer = CTCPrefixScorer(ctc_log_probs, audio.mask.sum(1))
+    if options.ctc_weight > 0 and audio.ctc_log_probs is not None:
+        scorer = CTCPrefixScorer(audio.ctc_log_probs, audio.mask.sum(1))
     out = model.llm(
         inputs_embeds=seq.embeds,
         attention_mask=mask,

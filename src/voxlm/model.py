@@ -42,6 +42,7 @@ class AudioFeatures:
     embeds: torch.Tensor  # [B, N, E] projected audio, the LLM's audio input
     embed_mask: torch.Tensor  # [B, N]
     token_index: torch.Tensor | None = None  # [B, N] transcript token heard at each (ctc_positions)
+    ctc_log_probs: torch.Tensor | None = None  # [B, T, V + 1] the CTC head's, blank last (ctc)
 
 
 @dataclass
@@ -194,14 +195,16 @@ class VoxLM(nn.Module):
         """audio [B, S] at 16 kHz, audio_lengths [B] -> the audio path before the LLM."""
         hidden, mask = self.encoder(audio, audio_lengths)  # [B, T, D], [B, T]
         embeds, embed_mask = self.projector(hidden.to(self.projector.down.weight.dtype), mask)
-        token_index = None
+        token_index = ctc_log_probs = None
+        if self.ctc_head is not None:  # once, for the CTC loss, decoding and the options below
+            ctc_log_probs = self.ctc_head(hidden).float().log_softmax(-1)  # [B, T, V + 1]
         if self.config.ctc_embeddings or self.config.ctc_positions:
-            probs = self.ctc_head(hidden).float().softmax(-1)[..., :-1] * mask[..., None]
+            probs = ctc_log_probs.exp()[..., :-1] * mask[..., None]  # [B, T, V] no blank
             if self.config.ctc_embeddings:
                 embeds = embeds + self._ctc_token_embeddings(probs, embeds.shape[1])
             if self.config.ctc_positions:
                 token_index = self._ctc_token_index(probs.detach(), embeds.shape[1])
-        return AudioFeatures(hidden, mask, embeds, embed_mask, token_index)
+        return AudioFeatures(hidden, mask, embeds, embed_mask, token_index, ctc_log_probs)
 
     def _ctc_token_index(self, probs: torch.Tensor, n: int) -> torch.Tensor:
         """Which transcript token each audio embedding holds, by CTC: [B, T, V] -> [B, N].
@@ -448,8 +451,8 @@ class VoxLM(nn.Module):
         return index
 
     def _ctc_loss(self, audio: AudioFeatures, texts: list[list[int]]) -> torch.Tensor:
-        assert self.ctc_head is not None, "config.ctc is off: this model has no CTC head"
-        log_probs = self.ctc_head(audio.hidden).float().log_softmax(-1)  # [B, T, V + 1]
+        assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
+        log_probs = audio.ctc_log_probs  # [B, T, V + 1]
         targets = [t[:-1] for t in texts]  # no EOS
         return nn.functional.ctc_loss(
             log_probs.transpose(0, 1),  # [T, B, V + 1]
