@@ -298,14 +298,14 @@ def test_word_confidence_methods():
         word_confidence(probs, "max")
 
 
-def test_silence_cost_leaves_leading_and_trailing_silence_to_no_token():
+def test_edge_silence_leaves_leading_and_trailing_silence_to_no_token():
     bounds = [(5, 9), (9, 14), (14, 17)]  # frames 0-4 and 17-19 are silence
     log_attn = block_log_attn(bounds, 20)
     assert token_spans(log_attn, 20)[0, 0] == 0  # a plain path starts at the first frame
-    spans = token_spans(log_attn, 20, silence_cost=np.log(20))
+    spans = token_spans(log_attn, 20, edge_silence=True)
     assert spans.tolist() == [list(b) for b in bounds]
     for n_tokens, n_frames in [(6, 50), (1, 3), (9, 4)]:  # the invariants still hold
         log_attn = torch.randn(n_tokens, n_frames).log_softmax(-1).numpy()
-        spans = token_spans(log_attn, n_frames, silence_cost=np.log(n_frames))
+        spans = token_spans(log_attn, n_frames, edge_silence=True)
         assert (spans[:, 1] > spans[:, 0]).all() and spans[-1, 1] <= n_frames
         assert (np.diff(spans[:, 0]) >= 0).all() and (np.diff(spans[:, 1]) >= 0).all()

@@ -195,7 +195,7 @@ def token_spans(
     log_attn: np.ndarray,
     n_frames: int,
     median_width: int = 3,
-    silence_cost: float | None = None,
+    edge_silence: bool = False,
 ) -> np.ndarray:
     """Frame span [start, end) of each token from its log attention (L, T) -> (L, 2) int.
 
@@ -207,9 +207,9 @@ def token_spans(
 
     A plain DTW path runs from the first frame to the last, so the first word would start at
     0 s whatever silence precedes it (on the demo's test set: every first word 150 ms early).
-    With ``silence_cost`` the path may give the frames before the first token and after the
-    last to silence, at that cost per frame; -log(1 / n_frames), the cost of uniform
-    attention, leaves to silence the frames that the edge tokens attend to less than uniformly.
+    With ``edge_silence`` the path may give the frames before the first token and after the
+    last to silence, at the cost of uniform attention, -log(1 / n_frames), per frame: the
+    frames the edge tokens attend to less than uniformly go to silence.
     """
     if log_attn.ndim != 2:
         raise ValueError(f"log_attn must be (tokens, frames), got shape {log_attn.shape}")
@@ -221,8 +221,8 @@ def token_spans(
         return spans
     cost = median_filter(-np.asarray(log_attn[:, :n_frames], dtype=np.float64), median_width)
     edge = 0
-    if silence_cost is not None and n_frames > 2:
-        silence = np.full((1, n_frames), float(silence_cost))
+    if edge_silence and n_frames > 2:
+        silence = np.full((1, n_frames), math.log(n_frames))
         cost, edge = np.concatenate([silence, cost, silence]), 1
     rows, cols = dtw(cost)
     # rows is sorted and covers every row, so each token's frames are one contiguous run.

@@ -14,7 +14,6 @@ reliable than transcribing and matching, which loses every word the model would 
 from __future__ import annotations
 
 import logging
-import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -260,7 +259,7 @@ class VoxLMTimestamper:
             log_attn[0].float().cpu().numpy(),
             n_frames,
             self.median_filter_width,
-            silence_cost=math.log(n_frames),
+            edge_silence=True,
         )
         lexical = [_is_lexical(p) for p in token_pieces(model.tokenizer, ids[:-1])]
         return word_timings(words, token_word, lexical, spans * ENCODER_FRAME_SECONDS, duration)

@@ -128,9 +128,7 @@ def _words(
     duration = len(window.audio) / SAMPLE_RATE
     if not decoded.tokens:
         return Transcript("", (), duration, decoded.stop_reason)
-    spans = token_spans(
-        log_attn, n_frames, options.median_filter_width, silence_cost=math.log(n_frames)
-    )
+    spans = token_spans(log_attn, n_frames, options.median_filter_width, edge_silence=True)
     spans = spans * ENCODER_FRAME_SECONDS
     spans = np.clip(spans, 0.0, duration) + window.offset
     words = tokens_to_words(
