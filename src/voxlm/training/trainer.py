@@ -142,6 +142,13 @@ def lr_factor(
     return factor
 
 
+def phase_lr_factor(
+    phase: PhaseConfig, step: int, total_steps: int, time_fraction: float = 0.0
+) -> float:
+    """``lr_factor`` with the phase's warm-up, and its second one where CTC-only steps end."""
+    return lr_factor(step, phase.warmup_steps, total_steps, time_fraction, phase.ctc_only_steps)
+
+
 def make_accelerator(phase: PhaseConfig) -> Accelerator:
     """The accelerator a phase asks for (``accelerate launch`` settings fill in the rest)."""
     return Accelerator(
@@ -228,17 +235,14 @@ def train_phase(
     # Not prepared, and stepped by hand after each optimizer step: accelerate's wrapper steps a
     # scheduler num_processes times per optimizer step, and this one counts optimizer steps.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: lr_factor(s, phase.warmup_steps, total_steps, rewarm_at=phase.ctc_only_steps),
+        optimizer, lambda s: phase_lr_factor(phase, s, total_steps)
     )
     state, rng = TrainState(), None
     if resume:
         state, rng = _restore(out_dir / CHECKPOINT_FILE, accelerator, model, optimizer, scheduler)
         for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
             # The schedule may have been lengthened (a larger max_steps): its rate, not the file's.
-            group["lr"] = base * lr_factor(
-                state.step, phase.warmup_steps, total_steps, rewarm_at=phase.ctc_only_steps
-            )
+            group["lr"] = base * phase_lr_factor(phase, state.step, total_steps)
     log = TrainingLog(out_dir, name, state.step if rng is not None else None, enabled=main)
     dev_items = load_items(dev_set, dev_limit) if main else []
     if main:
@@ -406,10 +410,7 @@ class _Loop:
         used = torch.tensor([min(1.0, state.elapsed / (self.phase.max_minutes * 60))])
         if self.accelerator.num_processes > 1:  # one clock for all, or the weights drift apart
             used = broadcast(used.to(self.accelerator.device), from_process=0)
-        phase = self.phase
-        factor = lr_factor(
-            state.step, phase.warmup_steps, total_steps, float(used), phase.ctc_only_steps
-        )
+        factor = phase_lr_factor(self.phase, state.step, total_steps, float(used))
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
             group["lr"] = base * factor
 
