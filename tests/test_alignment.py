@@ -13,6 +13,7 @@ from voxlm.alignment import (
     token_spans,
     tokens_to_words,
     word_confidence,
+    word_posteriors,
 )
 
 
@@ -309,3 +310,13 @@ def test_edge_silence_leaves_leading_and_trailing_silence_to_no_token():
         spans = token_spans(log_attn, n_frames, edge_silence=True)
         assert (spans[:, 1] > spans[:, 0]).all() and spans[-1, 1] <= n_frames
         assert (np.diff(spans[:, 0]) >= 0).all() and (np.diff(spans[:, 1]) >= 0).all()
+
+
+def test_a_word_the_n_best_list_doubts_loses_its_share():
+    # scores are log weights: the first transcript has 3/4 of the mass
+    alternatives = [("the red bus", math.log(3.0)), ("the bed bus", 0.0)]
+    assert word_posteriors(["the", "red", "bus"], alternatives) == pytest.approx([1, 0.75, 1])
+    assert word_posteriors(["The", "red,", "bus"], alternatives) == pytest.approx([1, 0.75, 1])
+    assert word_posteriors(["the", "red", "bus"], []) == [1.0, 1.0, 1.0]
+    dropped = word_posteriors(["the", "red", "bus"], [("the red bus", 0.0), ("the bus", 0.0)])
+    assert dropped == pytest.approx([1, 0.5, 1])

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from voxlm.decoding import Word
+from voxlm.evaluate import align_words, normalize_text
 
 CONFIDENCE_METHODS = ("geometric", "mean", "min")
 
@@ -255,6 +256,26 @@ def word_confidence(probs: list[float], method: str = "geometric") -> float:
     if method == "mean":
         return float(p.mean())
     return float(p.min())
+
+
+def word_posteriors(words: list[str], alternatives: list[tuple[str, float]]) -> list[float]:
+    """Each word's share of the n-best list: the softmax (over the scores) weight of the
+    transcripts (text, log score) in which the minimum-edit alignment pairs it with the same
+    word. A word the beam never doubted gets 1; one that half the probability mass spells
+    otherwise gets 0.5. Words that normalise to nothing (punctuation) get 1.
+    """
+    if not alternatives:
+        return [1.0] * len(words)
+    top = max(score for _, score in alternatives)
+    weights = [math.exp(score - top) for _, score in alternatives]
+    mine = [normalize_text(w).replace(" ", "") for w in words]
+    kept = [i for i, w in enumerate(mine) if w]
+    posterior = [0.0 if w else 1.0 for w in mine]
+    for (text, _), weight in zip(alternatives, weights, strict=True):
+        theirs = [w for w in (normalize_text(x).replace(" ", "") for x in text.split()) if w]
+        for i, _ in align_words([mine[k] for k in kept], theirs):
+            posterior[kept[i]] += weight / sum(weights)
+    return [min(p, 1.0) for p in posterior]
 
 
 def _is_punctuation(text: str) -> bool:

@@ -15,12 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from voxlm.decoding import DecodingOptions
+from voxlm.lexicon import Lexicon
 
 logger = logging.getLogger("voxlm")
 
 
 class UserError(Exception):
     """A problem with the user's input: reported in one line, without a traceback."""
+
+
+def _lexicon_file(path: str) -> Lexicon:
+    try:
+        return Lexicon.from_file(path)
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"lexicon {path}: {error}") from error
 
 
 def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = None) -> None:
@@ -32,7 +40,8 @@ def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None =
                 flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default
             )
         else:
-            kind = {"float": float, "int": int, "Path": Path}.get(str(field.type), str)
+            kinds = {"float": float, "int": int, "Path": Path, "Lexicon | None": _lexicon_file}
+            kind = kinds.get(str(field.type), str)
             parser.add_argument(
                 flag,
                 dest=field.name,
@@ -320,6 +329,13 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"wrote {out / 'example.srt'}, {out / 'alignment.png'}, {out / 'metrics.json'}, "
         f"{out / 'model'}/\n"
     )
+    if (out / "lexicon.txt").is_file():
+        print(
+            f"the demo's decoding: voxlm transcribe CLIP --model {out / 'model'} "
+            f"--beam-size {args.beam_size} --ctc-candidates {args.ctc_candidates} "
+            f"--confidence-temperature {args.confidence_temperature} "
+            f"--lexicon {out / 'lexicon.txt'}\n"
+        )
     print(summary_table(metrics))
     return 0
 

@@ -40,6 +40,11 @@ class CTCPrefixScorer:
         self.last = torch.full((b,), -1, dtype=torch.long, device=frames.device)
         self.empty = torch.ones(b, dtype=torch.bool, device=frames.device)
 
+    def select(self, index: torch.Tensor) -> None:
+        """Keep rows ``index`` [B'] (repeats allowed): beam search's copy and reorder."""
+        for name in ("log_probs", "lengths", "valid", "r_nonblank", "r_blank", "last", "empty"):
+            setattr(self, name, getattr(self, name)[index])
+
     def score(self, candidates: torch.Tensor, eos: int) -> torch.Tensor:
         """candidates [B, K] token ids -> [B, K] log prefix probabilities of g + c.
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from voxlm.alignment import token_spans, tokens_to_words
+from voxlm.alignment import token_spans, tokens_to_words, word_posteriors
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.decoding import (
     STOP_EOS,
@@ -137,6 +137,12 @@ def _words(
         [tuple(s) for s in spans.tolist()],
         options.word_confidence,
     )
+    if len(decoded.alternatives) > 1:  # beam search: how much of the n-best list agrees
+        texts = [(model.tokenizer.decode(t), score) for t, score in decoded.alternatives]
+        posteriors = word_posteriors([w.word for w in words], texts)
+        words = [
+            replace(w, confidence=w.confidence * p) for w, p in zip(words, posteriors, strict=True)
+        ]
     return Transcript(" ".join(w.word for w in words), tuple(words), duration, decoded.stop_reason)
 
 

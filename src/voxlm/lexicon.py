@@ -1,0 +1,68 @@
+"""Closed-vocabulary decoding: transcripts made only of the words of a given list.
+
+Where every word a user can say is known in advance (commands, a product catalogue, a corpus
+whose test sentences reuse its training words), decoding can refuse any token that would spell
+a word outside the list, as lexicon-constrained decoders of CTC and hybrid systems do. A model
+that has not finished learning to spell then cannot write "onest" for "honest": the search
+must find the listed word that the LLM and CTC score best. Words are compared lowercased;
+letters, digits and apostrophes make words, every other character separates them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from pathlib import Path
+
+from voxlm.evaluate import normalize_text
+
+
+class Lexicon:
+    """A sorted word list that answers "can this text still become listed words?"."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        listed = {w for text in words for w in normalize_text(text).split()}
+        if not listed:
+            raise ValueError("a lexicon needs at least one word")
+        self.words = tuple(sorted(listed))
+        self._set = frozenset(self.words)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Lexicon:
+        """Words separated by whitespace or newlines (a word list, or plain sentences)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"lexicon file {path} does not exist")
+        return cls(path.read_text(encoding="utf-8").split())
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self._set
+
+    def is_prefix(self, partial: str) -> bool:
+        """Whether some listed word starts with ``partial``."""
+        i = bisect.bisect_left(self.words, partial)
+        return i < len(self.words) and self.words[i].startswith(partial)
+
+    def extend(self, partial: str, piece: str) -> str | None:
+        """The unfinished word after ``piece`` is appended to text ending in ``partial``.
+
+        None when the piece finishes an unlisted word or starts one no listed word begins
+        with. A piece that is not text yet (part of a multi-byte character) changes nothing.
+        """
+        for ch in piece.lower():
+            if ch.isalnum() or ch == "'":
+                partial += ch
+                if not self.is_prefix(partial):
+                    return None
+            elif partial:
+                if partial not in self._set:
+                    return None
+                partial = ""
+        return partial
+
+    def can_end(self, partial: str) -> bool:
+        """Whether a transcript whose unfinished word is ``partial`` may end here."""
+        return not partial or partial in self._set
