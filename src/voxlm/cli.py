@@ -319,7 +319,7 @@ def _demo_parser(sub) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from voxlm.demo import DemoOptions, run_demo, summary_table
+    from voxlm.demo import LEXICON_FILE, DemoOptions, run_demo, summary_table
 
     metrics = run_demo(_options_from_args(DemoOptions, args))
     out = args.output_dir
@@ -329,12 +329,12 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"wrote {out / 'example.srt'}, {out / 'alignment.png'}, {out / 'metrics.json'}, "
         f"{out / 'model'}/\n"
     )
-    if (out / "lexicon.txt").is_file():
+    if (out / LEXICON_FILE).is_file():
         print(
             f"the demo's decoding: voxlm transcribe CLIP --model {out / 'model'} "
             f"--beam-size {args.beam_size} --ctc-candidates {args.ctc_candidates} "
             f"--confidence-temperature {args.confidence_temperature} "
-            f"--lexicon {out / 'lexicon.txt'}\n"
+            f"--lexicon {out / LEXICON_FILE}\n"
         )
     print(summary_table(metrics))
     return 0
