@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from voxlm.decoding import Word
-from voxlm.evaluate import align_words, normalize_text
+from voxlm.evaluate import matched_words, normalize_word
 
 CONFIDENCE_METHODS = ("geometric", "mean", "min")
 
@@ -268,13 +268,11 @@ def word_posteriors(words: list[str], alternatives: list[tuple[str, float]]) -> 
         return [1.0] * len(words)
     top = max(score for _, score in alternatives)
     weights = [math.exp(score - top) for _, score in alternatives]
-    mine = [normalize_text(w).replace(" ", "") for w in words]
-    kept = [i for i, w in enumerate(mine) if w]
-    posterior = [0.0 if w else 1.0 for w in mine]
+    total = sum(weights)
+    posterior = [0.0 if normalize_word(w) else 1.0 for w in words]
     for (text, _), weight in zip(alternatives, weights, strict=True):
-        theirs = [w for w in (normalize_text(x).replace(" ", "") for x in text.split()) if w]
-        for i, _ in align_words([mine[k] for k in kept], theirs):
-            posterior[kept[i]] += weight / sum(weights)
+        for i, _ in matched_words(words, text.split()):
+            posterior[i] += weight / total
     return [min(p, 1.0) for p in posterior]
 
 

@@ -216,8 +216,8 @@ def generate(
         log_probs = logits.float().log_softmax(-1)  # [B*K, V]
         n = min(max(pool, k), log_probs.shape[-1])
         top = log_probs.topk(n, dim=-1)  # [B*K, C]
-        llm_new = llm_sum[:, None] + top.values.double().cpu()  # [B*K, C]
         indices, local = top.indices.cpu(), top.values.cpu()
+        llm_new = llm_sum[:, None] + local.double()  # [B*K, C]
         if scorer is None:
             ctc_new = ctc_prefix[:, None].expand_as(llm_new)
         else:
@@ -236,7 +236,8 @@ def generate(
         # The LLM's own probability, or the share among the tokens that could be written.
         t = options.confidence_temperature
         if scorer is None and partials is None:
-            token_probs = (logits.float() / t).log_softmax(-1).gather(1, top.indices).exp().cpu()
+            scaled = log_probs if t == 1 else (logits.float() / t).log_softmax(-1)
+            token_probs = scaled.gather(1, top.indices).exp().cpu()
         else:
             token_probs = (local / t).softmax(-1)
         source = torch.zeros(b * k, dtype=torch.long)  # the beam each new beam extends

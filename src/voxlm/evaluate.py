@@ -54,7 +54,7 @@ def normalize_text(text: str) -> str:
     return " ".join("".join(chars).split())
 
 
-def _normalize_word(word: str) -> str:
+def normalize_word(word: str) -> str:
     """One word's comparison form: normalised, with any inner split closed ("well-known")."""
     return normalize_text(word).replace(" ", "")
 
@@ -111,10 +111,10 @@ def align_words(ref_words: Sequence[str], hyp_words: Sequence[str]) -> list[tupl
     return pairs
 
 
-def _matched(ref_words: Sequence[str], hyp_words: Sequence[str]) -> list[tuple[int, int]]:
+def matched_words(ref_words: Sequence[str], hyp_words: Sequence[str]) -> list[tuple[int, int]]:
     """align_words on normalised words; words that normalise to nothing are left out."""
-    ref = [(i, _normalize_word(w)) for i, w in enumerate(ref_words)]
-    hyp = [(j, _normalize_word(w)) for j, w in enumerate(hyp_words)]
+    ref = [(i, normalize_word(w)) for i, w in enumerate(ref_words)]
+    hyp = [(j, normalize_word(w)) for j, w in enumerate(hyp_words)]
     ref, hyp = [x for x in ref if x[1]], [x for x in hyp if x[1]]
     pairs = align_words([w for _, w in ref], [w for _, w in hyp])
     return [(ref[i][0], hyp[j][0]) for i, j in pairs]
@@ -126,15 +126,15 @@ def onset_errors(ref_timed: Sequence[WordTiming], hyp: Transcript) -> list[float
     A word counts when the alignment of the normalised words matches it to a reference word;
     substituted, inserted and deleted words have no counterpart and are left out.
     """
-    pairs = _matched([w for w, _, _ in ref_timed], [w.word for w in hyp.words])
+    pairs = matched_words([w for w, _, _ in ref_timed], [w.word for w in hyp.words])
     return [hyp.words[j].start - ref_timed[i][1] for i, j in pairs]
 
 
 def word_correctness(ref_text: str, hyp: Transcript) -> list[bool | None]:
     """For each hypothesis word: matched to the reference, or None when it is only punctuation."""
     hyp_words = [w.word for w in hyp.words]
-    correct: list[bool | None] = [False if _normalize_word(w) else None for w in hyp_words]
-    for _, j in _matched(ref_text.split(), hyp_words):
+    correct: list[bool | None] = [False if normalize_word(w) else None for w in hyp_words]
+    for _, j in matched_words(ref_text.split(), hyp_words):
         correct[j] = True
     return correct
 
