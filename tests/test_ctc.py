@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from voxlm.ctc import CTCPrefixScorer
+from voxlm.ctc import CTCPrefixScorer, span_ctc_loss
 
 V, T, BLANK = 3, 5, 3  # tokens 0..2, blank last; 4^5 = 1024 alignments
 EOS = 7  # outside the CTC vocabulary, as an LLM's EOS may be
@@ -60,3 +60,35 @@ def test_a_token_outside_the_vocabulary_scores_minus_infinity():
     scorer = CTCPrefixScorer(torch.randn(1, T, V + 1).log_softmax(-1), torch.tensor([T]))
     scores = scorer.score(torch.tensor([[0, V + 2]]), eos=EOS)
     assert torch.isfinite(scores[0, 0]) and scores[0, 1] == float("-inf")
+
+
+def test_span_ctc_is_the_mean_ctc_loss_of_each_span_on_its_own_frames():
+    torch.manual_seed(0)
+    log_probs = torch.randn(2, 12, V + 1).log_softmax(-1)
+    spans = [(0, 0, 5, [0, 1]), (0, 4, 12, [2, 2]), (1, 3, 7, [1])]
+    each = [
+        torch.nn.functional.ctc_loss(
+            log_probs[b, s:e, None], torch.tensor([tokens]), [e - s], [len(tokens)], blank=BLANK
+        )
+        for b, s, e, tokens in spans
+    ]  # "mean" reduction: each loss divided by its target length
+    assert span_ctc_loss(log_probs, spans) == pytest.approx(float(sum(each) / len(each)), rel=1e-5)
+
+
+def test_span_ctc_rewards_letters_inside_their_spans_only():
+    peaked = torch.full((1, 10, V + 1), -9.0)
+    peaked[0, :, BLANK] = 0.0
+    peaked[0, 2, 0] = peaked[0, 7, 1] = 5.0  # token 0 at frame 2, token 1 at frame 7
+    log_probs = peaked.log_softmax(-1)
+    right = span_ctc_loss(log_probs, [(0, 0, 5, [0]), (0, 5, 10, [1])])
+    swapped = span_ctc_loss(log_probs, [(0, 0, 5, [1]), (0, 5, 10, [0])])
+    whole = span_ctc_loss(log_probs, [(0, 0, 10, [1, 0])])  # wrong order over the whole clip
+    assert float(right) < 0.1 < 5.0 < float(swapped)
+    assert float(whole) > 5.0
+
+
+def test_no_spans_give_a_zero_loss_that_still_backpropagates():
+    log_probs = torch.randn(1, 4, V + 1, requires_grad=True).log_softmax(-1)
+    loss = span_ctc_loss(log_probs, [])
+    loss.backward()
+    assert float(loss) == 0.0

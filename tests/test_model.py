@@ -210,3 +210,28 @@ def test_alignment_targets_put_a_space_just_before_its_word():
     assert frames[3] == [13, 14]
     assert frames[4] == frames[5] == list(range(15, 25))
     assert torch.allclose(target[0].sum(-1), torch.ones(6))
+
+
+def test_span_ctc_spans_are_each_timed_words_frames_and_tokens(monkeypatch):
+    model = VoxLM.from_config(tiny_config())
+    seen = []
+    monkeypatch.setattr(
+        "voxlm.model.span_ctc_loss", lambda log_probs, spans: seen.append(spans) or log_probs.sum()
+    )
+    data = batch(("the cat sat", "hello"))
+    out = model(data, ce_weight=0.0, span_ctc_weight=1.0)
+    assert "span_ctc" in out.losses
+    (spans,) = seen
+    # Frames of 20 ms, from BOUNDARY_FRAMES (2) before each word to 2 after; each word's
+    # tokens with the space before it, and no EOS.
+    assert [(row, start, end) for row, start, end, _ in spans] == [
+        (0, 3, 17),
+        (0, 13, 32),
+        (0, 28, 47),
+    ]
+    ids = model.tokenizer(" the cat sat", add_special_tokens=False).input_ids
+    assert [tokens for *_, tokens in spans] == [ids[0:4], ids[4:8], ids[8:12]]
+    data["words"][0] = data["words"][0][:2]  # timings that do not match the text: left out
+    seen.clear()
+    model(data, ce_weight=0.0, span_ctc_weight=1.0)
+    assert seen == [[]]

@@ -100,8 +100,24 @@ class PhaseConfig:
     # LLM then learns to read its audio within a few hundred steps (BENCHMARKS.md). The learning
     # rate warms up again where they end.
     ctc_only_steps: int = 0
+    # CTC inside each timed word's frames, added with this weight at step 0 and fading linearly
+    # to nothing at step span_ctc_steps. From scratch, CTC over whole utterances may stay on its
+    # all-blank plateau for hundreds of steps (4 seeds of 4 left it at step 128-148 with this,
+    # against 151-165 and one never without it; BENCHMARKS.md). Needs word timings in the data.
+    span_ctc_weight: float = 0.0
+    span_ctc_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.span_ctc_weight < 0 or self.span_ctc_steps < 0:
+            raise ValueError(
+                f"span_ctc_weight and span_ctc_steps must be >= 0, got "
+                f"{self.span_ctc_weight} and {self.span_ctc_steps}"
+            )
+        if self.span_ctc_weight and not self.span_ctc_steps:
+            raise ValueError(
+                f"span_ctc_weight is {self.span_ctc_weight} but span_ctc_steps is 0: "
+                "say over how many steps the span CTC loss fades out"
+            )
         if self.ctc_only_steps < 0:
             raise ValueError(f"ctc_only_steps must be >= 0, got {self.ctc_only_steps}")
         if self.ctc_only_steps and self.ctc_weight <= 0:

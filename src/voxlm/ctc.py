@@ -11,6 +11,9 @@ does, because a real LLM's vocabulary has ~150k tokens.
 The recursions over frames, x_t = a_t (x_{t-1} + b_t), are solved in closed form with a
 cumulative log-sum-exp, so one decoding step costs a few tensor operations over
 [batch, candidates, frames] rather than a Python loop over frames.
+
+Training adds ``span_ctc_loss``: CTC confined to each timed word's frames, which gets a
+from-scratch CTC head off its all-blank start.
 """
 
 from __future__ import annotations
@@ -105,3 +108,27 @@ def _linear_recurrence(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor
     log_cum = log_a.clamp(min=-1e4).cumsum(-1)  # log A_t; a token CTC cannot emit stays finite
     before = torch.nn.functional.pad(log_cum[..., :-1], (1, 0))  # log A_{t-1}, A_{-1} = 1
     return log_cum + torch.logcumsumexp(log_b - before, dim=-1)
+
+
+def span_ctc_loss(
+    log_probs: torch.Tensor, spans: list[tuple[int, int, int, list[int]]]
+) -> torch.Tensor:
+    """Mean CTC loss of each span's tokens over its own frames only.
+
+    log_probs [B, T, V + 1] (blank last); a span is (row, first frame, end frame, tokens).
+    Confined to a word's frames, a from-scratch CTC head gets a sharp gradient toward where
+    each letter is; over a whole utterance every alignment looks alike to it at first, and it
+    may emit blanks for hundreds of steps before it finds one (``PhaseConfig.span_ctc_weight``).
+    """
+    if not spans:
+        return log_probs.sum() * 0.0
+    frames = torch.nn.utils.rnn.pad_sequence([log_probs[b, s:e] for b, s, e, _ in spans])
+    device = log_probs.device
+    return torch.nn.functional.ctc_loss(
+        frames,  # [L, N, V + 1]
+        torch.tensor([t for *_, tokens in spans for t in tokens], dtype=torch.long, device=device),
+        torch.tensor([e - s for _, s, e, _ in spans], dtype=torch.long, device=device),
+        torch.tensor([len(tokens) for *_, tokens in spans], dtype=torch.long, device=device),
+        blank=log_probs.shape[-1] - 1,
+        zero_infinity=True,
+    )

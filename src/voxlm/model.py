@@ -22,6 +22,7 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from voxlm.alignment import Aligner, alignment_loss, span_targets
 from voxlm.config import ModelConfig, _build, get_config, resolve_variant
+from voxlm.ctc import span_ctc_loss
 from voxlm.encoder import ENCODER_FRAME_SECONDS, AudioEncoder
 from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenizer, torch_dtype
 from voxlm.projector import Projector
@@ -341,6 +342,7 @@ class VoxLM(nn.Module):
         ce_weight: float = 1.0,
         ctc_weight: float = 0.0,
         alignment_weight: float = 0.0,
+        span_ctc_weight: float = 0.0,
     ) -> VoxLMOutput:
         """The training loss on a batch (see CONTRACT batch format in ``data.batching``)."""
         audio = self.encode(batch["audio"].to(self.device), batch["audio_lengths"].to(self.device))
@@ -367,7 +369,14 @@ class VoxLM(nn.Module):
                 terms["alignment"] = self._alignment_loss(out.hidden_states[-1], seq, audio, batch)
         if ctc_weight:
             terms["ctc"] = self._ctc_loss(audio, texts)
-        weights = {"ce": ce_weight, "ctc": ctc_weight, "alignment": alignment_weight}
+        if span_ctc_weight:
+            terms["span_ctc"] = self._span_ctc_loss(audio, texts, batch)
+        weights = {
+            "ce": ce_weight,
+            "ctc": ctc_weight,
+            "alignment": alignment_weight,
+            "span_ctc": span_ctc_weight,
+        }
         loss = sum(weights[k] * v for k, v in terms.items())
         return VoxLMOutput(loss, {k: float(v.detach()) for k, v in terms.items()})
 
@@ -462,6 +471,31 @@ class VoxLM(nn.Module):
             blank=log_probs.shape[-1] - 1,
             zero_infinity=True,
         )
+
+    def _span_ctc_loss(
+        self, audio: AudioFeatures, texts: list[list[int]], batch: dict[str, Any]
+    ) -> torch.Tensor:
+        """``ctc.span_ctc_loss`` over every timed word of the batch.
+
+        A word's span starts BOUNDARY_FRAMES before its onset, where the space token before it
+        is aimed, as in the aligner's targets, and ends as many frames after its end (slack for
+        a timing a frame off). Utterances whose timed words do not match their
+        text, and words too short for their tokens, are left out.
+        """
+        assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
+        valid = audio.mask.sum(1).tolist()
+        words = batch.get("words") or [None] * len(texts)
+        spans = []
+        for row, (text, ids, timed) in enumerate(zip(batch["texts"], texts, words, strict=True)):
+            index = self.token_word_index(text, timed)
+            for j, word in enumerate(timed or []):
+                tokens = [t for t, w in zip(ids[:-1], index, strict=True) if w == j]  # no EOS
+                start = max(int(word["start"] / ENCODER_FRAME_SECONDS) - BOUNDARY_FRAMES, 0)
+                end = math.ceil(word["end"] / ENCODER_FRAME_SECONDS) + BOUNDARY_FRAMES
+                end = min(end, valid[row])
+                if tokens and end - start >= len(tokens):
+                    spans.append((row, start, end, tokens))
+        return span_ctc_loss(audio.ctc_log_probs, spans)
 
     def transcribe(self, audio: Any, **kwargs: Any) -> Any:
         """See ``voxlm.transcribe.transcribe``."""

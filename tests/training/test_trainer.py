@@ -327,3 +327,47 @@ def test_ctc_only_steps_leave_the_llm_untouched_then_train_it(corpus, tmp_path):
 def test_ctc_only_steps_need_a_ctc_loss():
     with pytest.raises(ValueError, match="ctc_only_steps"):
         PhaseConfig(ctc_only_steps=10, ctc_weight=0.0)
+
+
+def test_span_ctc_fades_out_over_its_steps(corpus, tmp_path, monkeypatch):
+    weights = []
+    forward = VoxLM.forward
+
+    def spy(self, batch, **kwargs):
+        weights.append(kwargs.get("span_ctc_weight", 0.0))
+        return forward(self, batch, **kwargs)
+
+    monkeypatch.setattr(VoxLM, "forward", spy)
+    phase = dataclasses.replace(
+        PHASE1, max_steps=5, span_ctc_weight=2.0, span_ctc_steps=4, eval_every=0
+    )
+    result = train_phase(
+        small_model(), phase, "p", corpus[0], corpus[1], tmp_path, seed=0, log_every=1,
+        progress=False,
+    )  # fmt: skip
+    assert weights[:5] == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0])
+    train_rows = [r for r in result.history if "loss" in r]
+    assert ["span_ctc" in r for r in train_rows] == [True] * 4 + [False]
+    assert all(math.isfinite(r["span_ctc"]) and r["span_ctc"] > 0 for r in train_rows[:4])
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"span_ctc_weight": 1.0}, "span_ctc_steps is 0"),
+        ({"span_ctc_weight": -1.0, "span_ctc_steps": 5}, "must be >= 0"),
+    ],
+)
+def test_span_ctc_settings_are_checked(fields, message):
+    with pytest.raises(ValueError, match=message):
+        PhaseConfig(**fields)
+
+
+def test_span_ctc_without_word_timings_is_reported(corpus, tmp_path, caplog):
+    untimed = UtteranceDataset([dataclasses.replace(u, words=None) for u in corpus[0].utterances])
+    phase = dataclasses.replace(
+        PHASE1, max_steps=1, span_ctc_weight=1.0, span_ctc_steps=10, eval_every=0
+    )
+    with caplog.at_level("WARNING", logger="voxlm"):
+        train_phase(small_model(), phase, "p", untimed, corpus[1], tmp_path, seed=0, progress=False)
+    assert "no training utterance has word timings" in caplog.text

@@ -20,7 +20,17 @@ CURVES_FILE = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 LOSS_TERMS = ("loss", "ce", "ctc", "alignment")
 DEV_METRICS = tuple(f"dev_{t}" for t in LOSS_TERMS) + ("dev_wer",)
-COLUMNS = ("step", "epoch", "lr", *LOSS_TERMS, "grad_norm", *DEV_METRICS, "elapsed_s")
+TRAIN_ONLY_TERMS = ("span_ctc",)  # training aids, never evaluated on dev
+COLUMNS = (
+    "step",
+    "epoch",
+    "lr",
+    *LOSS_TERMS,
+    *TRAIN_ONLY_TERMS,
+    "grad_norm",
+    *DEV_METRICS,
+    "elapsed_s",
+)
 
 
 class TrainingLog:
@@ -105,7 +115,7 @@ def plot_curves(rows: list[dict[str, float]], path: Path, title: str) -> None:
     FigureCanvasAgg(figure)
     train, dev = figure.subplots(1, 2)
     values = []
-    for term in LOSS_TERMS:
+    for term in (*LOSS_TERMS, *TRAIN_ONLY_TERMS):
         points = [(r["step"], r[term]) for r in rows if term in r]
         if points:
             train.plot(*zip(*points, strict=True), label=term)

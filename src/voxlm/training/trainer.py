@@ -181,6 +181,12 @@ def may_skip_gradients(phase: PhaseConfig) -> bool:
     return not all(reached[m] for m in phase.train_modules)
 
 
+def has_word_timings(dataset: Dataset) -> bool:
+    """Whether any utterance of ``dataset`` has word timings (True where it cannot tell)."""
+    utterances = getattr(dataset, "utterances", None)
+    return utterances is None or any(u.words for u in utterances)
+
+
 def selection_metric(phase: PhaseConfig) -> str:
     """The dev number that picks the best model: lower is better."""
     if phase.ce_weight > 0:
@@ -213,6 +219,11 @@ def train_phase(
     """
     out_dir = Path(out_dir)
     n_trainable = set_trainable(model, phase.train_modules)
+    if phase.span_ctc_weight and not has_word_timings(train_set):
+        logger.warning(
+            "%s: span_ctc_weight is %s but no training utterance has word timings, so span CTC "
+            "does nothing (`voxlm timestamps` adds them)", name, phase.span_ctc_weight
+        )  # fmt: skip
     accelerator = accelerator or make_accelerator(phase)
     if accelerator.gradient_accumulation_steps != phase.gradient_accumulation_steps:
         raise ValueError(
@@ -302,10 +313,12 @@ class _Loop:
         """The loss weights of optimizer step ``step`` (0-based)."""
         p = self.phase
         ctc_only = step < p.ctc_only_steps
+        fading = max(0.0, 1 - step / p.span_ctc_steps) if p.span_ctc_steps else 0.0
         return {
             "ce_weight": 0.0 if ctc_only else p.ce_weight,
             "ctc_weight": p.ctc_weight,
             "alignment_weight": 0.0 if ctc_only else p.alignment_weight,
+            "span_ctc_weight": p.span_ctc_weight * fading,
         }
 
     def run(
