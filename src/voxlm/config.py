@@ -102,8 +102,8 @@ class PhaseConfig:
     ctc_only_steps: int = 0
     # CTC inside each timed word's frames, added with this weight at step 0 and fading linearly
     # to nothing at step span_ctc_steps. From scratch, CTC over whole utterances may stay on its
-    # all-blank plateau for hundreds of steps (4 seeds of 4 left it at step 128-148 with this,
-    # against 151-165 and one never without it; BENCHMARKS.md). Needs word timings in the data.
+    # all-blank plateau for hundreds of steps (4 seeds of 4 left it at steps 129-149 with this,
+    # against 152-166 and one never without it; BENCHMARKS.md). Needs word timings in the data.
     span_ctc_weight: float = 0.0
     span_ctc_steps: int = 0
 

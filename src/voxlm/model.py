@@ -479,8 +479,8 @@ class VoxLM(nn.Module):
 
         A word's span starts BOUNDARY_FRAMES before its onset, where the space token before it
         is aimed, as in the aligner's targets, and ends as many frames after its end (slack for
-        a timing a frame off). Utterances whose timed words do not match their
-        text, and words too short for their tokens, are left out.
+        a timing a frame off). Utterances whose timed words do not match their text, and words
+        too short for their tokens, are left out.
         """
         assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
         valid = audio.mask.sum(1).tolist()
