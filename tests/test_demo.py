@@ -3,6 +3,7 @@
 import json
 
 from voxlm.data.manifest import read_manifest
+from voxlm.data.synth import DEFAULT_VOICES
 from voxlm.demo import DemoOptions, run_demo
 from voxlm.evaluate import normalize_text
 from voxlm.lexicon import Lexicon
@@ -34,3 +35,7 @@ def test_the_demo_leaves_a_model_metrics_an_example_and_its_lexicon(tmp_path):
         w for u in read_manifest(tmp_path / "data" / "test.jsonl") for w in u.text.split()
     }
     assert all(normalize_text(w) in lexicon for w in test_words)  # the corpus keeps its promise
+    test = read_manifest(tmp_path / "data" / "test.jsonl")
+    assert set(metrics["wer_by_speaker"]) == {u.speaker for u in test}
+    assert metrics["wer_training_voices"] is not None
+    assert metrics["wer_unseen_voice"] == metrics["wer_by_speaker"].get(str(len(DEFAULT_VOICES)))

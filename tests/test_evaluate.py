@@ -124,6 +124,25 @@ def test_score_report():
     assert report.stop_reasons == {"eos": 2}
     # baseline on "the cat sat" over 1 s: onsets 0, 1/3, 2/3 against 0, 0.3, 0.6
     assert report.baseline_onset_mae_ms == pytest.approx((0 + 100 / 3 + 200 / 3) / 3)
+    assert report.wer_by_speaker == {}  # no utterance names its speaker
+
+
+def test_wer_by_speaker():
+    utts = [
+        Utterance("1", "1.wav", "the cat sat", 1.0, speaker="7"),
+        Utterance("2", "2.wav", "a dog ran", 1.0, speaker="12"),
+        Utterance("3", "3.wav", "a dog sat", 1.0, speaker="7"),
+        Utterance("4", "4.wav", "no speaker here", 1.0),
+    ]
+    hyps = [
+        transcript([("the", 0.0, 0.2, 0.9), ("cat", 0.3, 0.5, 0.9), ("sat", 0.6, 0.9, 0.9)], 1.0),
+        transcript([("a", 0.0, 0.2, 0.9), ("frog", 0.3, 0.5, 0.9)], 1.0),
+        transcript([("a", 0.0, 0.2, 0.9), ("dog", 0.3, 0.5, 0.9), ("sat", 0.6, 0.9, 0.9)], 1.0),
+        transcript([], 1.0),
+    ]
+    report = score(utts, hyps)
+    assert report.wer_by_speaker == {"12": pytest.approx(2 / 3), "7": 0.0}
+    assert report.wer == pytest.approx(5 / 12)
 
 
 def test_evaluate_tiny_model(tmp_path, caplog):

@@ -148,6 +148,13 @@ def _synth_parser(sub) -> None:
     )
     p.add_argument("--noise-prob", type=float, default=0.3, help="share of clips with added noise")
     p.add_argument("--reverb-prob", type=float, default=0.2, help="share of clips with reverb")
+    p.add_argument(
+        "--accent-prob",
+        type=float,
+        default=0.5,
+        help="share of training clips spoken with 1-3 features of English accents "
+        "(h-dropping, th-fronting, ...; see voxlm.data.synth.ACCENT_FEATURES); 0 for none",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(run=_run_synth)
 
@@ -166,6 +173,7 @@ def _run_synth(args: argparse.Namespace) -> int:
             "text_file",
             "noise_prob",
             "reverb_prob",
+            "accent_prob",
         )
     }
     if args.workers:

@@ -119,8 +119,8 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
 
 def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     """Run every stage; returns the metrics also written to ``output_dir/metrics.json``."""
-    from voxlm.data.synth import SynthOptions, synthesize_corpus
-    from voxlm.evaluate import evaluate
+    from voxlm.data.synth import DEFAULT_VOICES, SynthOptions, synthesize_corpus
+    from voxlm.evaluate import evaluate, word_error_rate
     from voxlm.training.pipeline import run_phase
 
     started = time.monotonic()
@@ -158,8 +158,16 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     )
     test = read_manifest(manifests["test"])
     report, transcripts = evaluate(model, test, batch_size=32, options=decoding, progress=progress)
+    unseen = str(len(DEFAULT_VOICES))  # synth's speaker id for the held-out voice
+    seen = [
+        (u.text, t.text)
+        for u, t in zip(test, transcripts, strict=True)
+        if t is not None and u.speaker != unseen
+    ]
     metrics = {
         **report.to_dict(),
+        "wer_training_voices": word_error_rate(*zip(*seen, strict=True)) if seen else None,
+        "wer_unseen_voice": report.wer_by_speaker.get(unseen),
         "decoding": {
             "beam_size": decoding.beam_size,
             "ctc_weight": decoding.ctc_weight,
@@ -253,6 +261,8 @@ def summary_table(metrics: dict) -> str:
         ("training minutes", num(metrics["train_minutes"], ".1f")),
         ("test utterances", str(metrics["n_utterances"])),
         ("WER", pct(metrics["wer"])),
+        ("  on the voices heard in training", pct(metrics.get("wer_training_voices"))),
+        ("  on the voice never heard", pct(metrics.get("wer_unseen_voice"))),
         ("CER", pct(metrics["cer"])),
         ("word-onset MAE", num(metrics["onset_mae_ms"], ".1f") + " ms"),
         ("onsets within 50 ms", pct(metrics["onset_within_50ms"])),

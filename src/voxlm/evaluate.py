@@ -183,6 +183,8 @@ class EvaluationReport:
     Onset metrics cover correctly recognised words of utterances with reference word times;
     the baseline is ``proportional_onsets`` on the same utterances' reference words.
     real_time_factor is decoding seconds per second of audio (below 1 is faster than real time).
+    wer_by_speaker: WER over each speaker's utterances (those that name one), because a corpus
+    WER hides a voice or accent the model cannot follow.
     """
 
     n_utterances: int
@@ -202,6 +204,7 @@ class EvaluationReport:
     stop_reasons: dict[str, int]
     audio_seconds: float
     real_time_factor: float | None
+    wer_by_speaker: dict[str, float]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -254,6 +257,12 @@ def score(
             guess = proportional_onsets(" ".join(w for w, _, _ in u.words), t.audio_duration)
             baseline.extend(g - s for g, (_, s, _) in zip(guess, u.words, strict=True))
     audio_seconds = float(sum(t.audio_duration for t in transcripts))
+    by_speaker: dict[str, tuple[list[str], list[str]]] = {}
+    for u, t in zip(utterances, transcripts, strict=True):
+        if u.speaker:
+            refs, hyps = by_speaker.setdefault(u.speaker, ([], []))
+            refs.append(u.text)
+            hyps.append(t.text)
     conf, right = np.asarray(confidences), np.asarray(correct, dtype=bool)
     return EvaluationReport(
         n_utterances=len(utterances),
@@ -271,6 +280,7 @@ def score(
         real_time_factor=(
             decode_seconds / audio_seconds if decode_seconds is not None and audio_seconds else None
         ),
+        wer_by_speaker={k: word_error_rate(*v) for k, v in sorted(by_speaker.items())},
     )
 
 

@@ -6,10 +6,15 @@ from voxlm.data.librispeech import read_librispeech
 from voxlm.data.manifest import read_manifest
 from voxlm.data.sentences import VOCABULARY, generate_sentences, sentence_words, split_disjoint
 from voxlm.data.synth import (
+    ACCENT_FEATURES,
     DEFAULT_HELD_OUT_VOICE,
     DEFAULT_VOICES,
+    SPLITS,
     SynthOptions,
+    _Espeak,
     _match_events,
+    _overlay_data,
+    _plan,
     synthesize_corpus,
     voice_exists,
 )
@@ -100,9 +105,56 @@ def test_merged_article_onset_is_recovered_from_phonemes():
 def test_options_are_checked():
     assert voice_exists("en-us") and voice_exists("en+f2")
     assert not voice_exists("en+nonexistent") and not voice_exists("xx-yy")
-    for bad in ({"voices": ("en", "zz-nope")}, {"held_out_voice": "en"}, {"rate_wpm": (200, 100)}):
+    for bad in (
+        {"voices": ("en", "zz-nope")},
+        {"held_out_voice": "en"},
+        {"rate_wpm": (200, 100)},
+        {"accents": ("h-dropping", "valley-girl")},
+        {"accent_prob": 1.5},
+    ):
         with pytest.raises(ValueError, match="SynthOptions"):
             SynthOptions("unused", **bad).verify()
+
+
+# Has every phoneme the accent features replace: h, T, D, word-final t, V, a, aI, eI, oU, and
+# unstressed word-final N and i.
+ACCENT_PROBE = "the hot thing is walking by the lazy boat at eight and happy cats run up"
+
+
+@pytest.mark.parametrize("voice", sorted({v.split("+")[0] for v in DEFAULT_VOICES}))
+def test_accent_features_replace_phonemes_one_for_one(voice, tmp_path):
+    # espeak-ng drops a replacement it does not know without a word: a feature naming a phoneme
+    # missing from an English table would delete sounds instead of changing them.
+    engine = _Espeak(_overlay_data(tmp_path))
+
+    def spoken(name):
+        events = engine.synthesize(ACCENT_PROBE, name, 170, 50, 0)[2]
+        return [phoneme for _, _, phoneme in events if phoneme[:1] not in ("_", ";")]
+
+    plain = spoken(voice)
+    for feature, lines in ACCENT_FEATURES.items():
+        accented = spoken(engine.accent_voice(voice, (feature,)))
+        if voice == "en":
+            assert accented != plain, f"{feature} changed nothing"
+        if any(line.endswith("NULL") for line in lines):
+            assert len(accented) < len(plain), f"{feature} in {voice}"
+        else:
+            assert len(accented) == len(plain), f"{feature} lost phonemes in {voice}"
+
+
+def test_accents_are_drawn_for_training_utterances_only():
+    sentences = {split: [f"{split} sentence {i}" for i in range(400)] for split in SPLITS}
+    jobs = _plan(SynthOptions("unused", accent_prob=0.5), sentences)
+    accented = {split: sum(bool(j.accent) for j in jobs if j.split == split) for split in SPLITS}
+    assert accented["dev"] == accented["test"] == 0
+    assert 150 < accented["train"] < 250  # binomial(400, 0.5): mean 200, sd 10
+    assert all(
+        1 <= len(j.accent) <= 3 and set(j.accent) <= set(ACCENT_FEATURES) for j in jobs if j.accent
+    )
+    plain = _plan(SynthOptions("unused", accent_prob=0.0), sentences)
+    assert not any(j.accent for j in plain)
+    # The draw comes after rate and pitch: switching accents off leaves the voices as they were.
+    assert [(j.voice, j.rate, j.pitch) for j in plain] == [(j.voice, j.rate, j.pitch) for j in jobs]
 
 
 def test_sentences_are_deterministic_unique_and_in_range():

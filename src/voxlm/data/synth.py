@@ -24,6 +24,13 @@ Why the details below:
   synthesised again at another rate, then dropped and counted, never misaligned.
 - A word's span is trimmed to voiced energy: its start moves forward over silence after the
   onset, its end back to the last voiced frame before the next onset.
+- Accents. espeak-ng has eight English accents, so a model trained on them meets any other
+  accent as noise: on the held-out voice, word error was ten times that of the training voices
+  (BENCHMARKS.md). A share of training utterances (`accent_prob`) is therefore spoken with one
+  to three well-known features of English accents (`ACCENT_FEATURES`, after J. C. Wells,
+  "Accents of English", 1982), applied as phoneme replacements, espeak-ng's own mechanism for
+  its accents (the `replace` lines of a voice file), through a private voice variant. Dev and
+  test are spoken as the voices speak, so scores measure the plain voices.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import ctypes
 import multiprocessing
 import os
 import re
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -70,8 +78,26 @@ DEFAULT_VOICES = (
 )
 DEFAULT_HELD_OUT_VOICE = "en-gb-x-gbcwmd"
 
-# Words espeak-ng merges into the preceding word: (first phoneme name or "", phoneme count).
-_MERGED_WORDS = {"the": ("D", 2), "a": ("", 1), "an": ("", 2)}
+# Features of English accents as espeak-ng `replace` lines ("<flags> <phoneme> <replacement>";
+# flags: 1 = only at the end of a word, 2 = only unstressed; NULL deletes). Every replacement is
+# a phoneme of the English tables: espeak-ng silently drops an unknown one (tested).
+ACCENT_FEATURES: dict[str, tuple[str, ...]] = {
+    "h-dropping": ("00 h NULL",),  # 'ouse: most urban accents of England, Wales
+    "g-dropping": ("03 N n",),  # walkin': widespread, informal
+    "th-fronting": ("00 T f",),  # fink: London, Estuary
+    "th-stopping": ("00 T t", "00 D d"),  # tink, dis: Irish, Caribbean, New York
+    "t-glottalling": ("01 t ?",),  # wha': British urban accents
+    "foot-strut": ("00 V U",),  # no FOOT-STRUT split: north of England, Midlands
+    "trap-raising": ("00 a E",),  # New Zealand, South Africa, New York
+    "price-backing": ("00 aI OI",),  # London, Australia
+    "price-monophthong": ("00 aI A:",),  # southern United States
+    "face-monophthong": ("00 eI e:",),  # Scotland, north of England, Wales
+    "goat-monophthong": ("00 oU o:",),  # Scotland, north of England, Wales
+    "happy-laxing": ("03 i I",),  # conservative RP, north of England
+}
+
+# Words espeak-ng merges into the preceding word: (first phoneme names, phoneme count).
+_MERGED_WORDS = {"the": (("D", "d"), 2), "a": (("",), 1), "an": (("",), 2)}
 
 # speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -102,6 +128,8 @@ class SynthOptions:
     noise_snr_db: tuple[float, float] = (10.0, 30.0)
     reverb_prob: float = 0.2  # chance of a synthetic room (exponentially decaying noise IR)
     reverb_rt60_s: tuple[float, float] = (0.1, 0.5)
+    accent_prob: float = 0.5  # chance a training utterance is spoken with accent features
+    accents: tuple[str, ...] = tuple(ACCENT_FEATURES)  # the features drawn from, 1 to 3 each
     min_words: int = 3
     max_words: int = 15
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -130,7 +158,12 @@ class SynthOptions:
             raise ValueError(f"SynthOptions.rate_wpm must lie in 80..450, got {self.rate_wpm}")
         if not (self.pitch[0] >= 0 and self.pitch[1] <= 100):
             raise ValueError(f"SynthOptions.pitch must lie in 0..100, got {self.pitch}")
-        for name in ("noise_prob", "reverb_prob"):
+        unknown = sorted(set(self.accents) - set(ACCENT_FEATURES))
+        if unknown:
+            raise ValueError(
+                f"SynthOptions.accents: unknown features {unknown}; known: {sorted(ACCENT_FEATURES)}"
+            )
+        for name in ("noise_prob", "reverb_prob", "accent_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SynthOptions.{name} must be in [0, 1]")
         if not 1 <= self.min_words <= self.max_words:
@@ -192,9 +225,12 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 class _Espeak:
     """libespeak-ng in synchronous mode: text in, int16 samples and word events out."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
+        """`data_dir`: a writable overlay of espeak-ng's data (`_overlay_data`) for accents."""
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        data = espeakng_loader.get_data_path().encode()
+        self.data_dir = data_dir
+        self._variants: dict[tuple[str, tuple[str, ...]], str] = {}
+        data = str(data_dir or espeakng_loader.get_data_path()).encode()
         rate = self.lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS
         )
@@ -220,6 +256,23 @@ class _Espeak:
             i += 1
         return 0
 
+    def accent_voice(self, voice: str, features: tuple[str, ...]) -> str:
+        """`voice` with accent features: a new variant = its own variant + `replace` lines."""
+        if not features:
+            return voice
+        key = (voice, features)
+        if key not in self._variants:
+            if self.data_dir is None:
+                raise RuntimeError("accent features need _Espeak(data_dir=_overlay_data(...))")
+            language, _, variant = voice.partition("+")
+            folder = self.data_dir / "voices" / "!v"
+            base = (folder / variant).read_text(encoding="latin-1") if variant else ""
+            lines = [f"replace {line}" for f in features for line in ACCENT_FEATURES[f]]
+            name = f"voxlm{len(self._variants)}"
+            (folder / name).write_text(base + "\n" + "\n".join(lines) + "\n", encoding="latin-1")
+            self._variants[key] = f"{language}+{name}"
+        return self._variants[key]
+
     def synthesize(
         self, text: str, voice: str, rate: int, pitch: int, seed: int
     ) -> tuple[np.ndarray, list[tuple[int, int]], list[tuple[int, int, str]]]:
@@ -241,6 +294,23 @@ class _Espeak:
         return audio, self._words, self._phonemes
 
 
+def _overlay_data(root: Path) -> Path:
+    """espeak-ng's data dir rebuilt under `root` from links, with a writable `voices/!v`."""
+    source = Path(espeakng_loader.get_data_path())
+    data = root / "espeak-ng-data"
+    variants = data / "voices" / "!v"
+    variants.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry)
+    for entry in (source / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry)
+    for entry in (source / "voices" / "!v").iterdir():
+        (variants / entry.name).symlink_to(entry)
+    return data
+
+
 # ------------------------------------------------------------------------------------------
 # One utterance: synthesis, timings, trimming, augmentation
 # ------------------------------------------------------------------------------------------
@@ -255,15 +325,16 @@ class _Job:
     rate: int
     pitch: int
     seed: int
+    accent: tuple[str, ...] = ()  # ACCENT_FEATURES names
 
 
 def _merged_onset(word: str, phonemes: list[tuple[int, int, str]]) -> int | None:
     """Onset of an article spoken as the tail of the previous word's phonemes, if it fits."""
     if word not in _MERGED_WORDS:
         return None
-    first, count = _MERGED_WORDS[word]
+    firsts, count = _MERGED_WORDS[word]
     spoken = [(sample, name) for sample, name in phonemes if name[:1] not in ("_", ";")]
-    if len(spoken) <= count or not spoken[-count][1].startswith(first):
+    if len(spoken) <= count or not spoken[-count][1].startswith(firsts):
         return None
     return spoken[-count][0]
 
@@ -343,12 +414,13 @@ def _augment(audio: np.ndarray, rng: np.random.Generator, options: SynthOptions)
 def _render(job: _Job, engine: _Espeak, options: SynthOptions) -> dict[str, Any]:
     """Synthesise one job and write its FLAC; returns its manifest fields or a drop reason."""
     rng = np.random.default_rng(job.seed)
+    voice = engine.accent_voice(job.voice, job.accent)
     rate, onsets = job.rate, None
     for attempt in range(options.max_attempts):
         if attempt:
             rate = int(rng.integers(options.rate_wpm[0], options.rate_wpm[1] + 1))
         seed = job.seed + attempt
-        pcm, events, phonemes = engine.synthesize(job.text, job.voice, rate, job.pitch, seed)
+        pcm, events, phonemes = engine.synthesize(job.text, voice, rate, job.pitch, seed)
         onsets = _match_events(job.text, events, phonemes)
         if onsets is not None and len(pcm):
             break
@@ -381,8 +453,9 @@ def _render(job: _Job, engine: _Espeak, options: SynthOptions) -> dict[str, Any]
 def _synthesize_shard(task: tuple[list[_Job], SynthOptions]) -> list[dict[str, Any]]:
     """Runs in a fresh process (see module docstring): one espeak-ng instance per shard."""
     jobs, options = task
-    engine = _Espeak()
-    return [_render(job, engine, options) for job in jobs]
+    with tempfile.TemporaryDirectory(prefix="voxlm-espeak-") as tmp:
+        engine = _Espeak(_overlay_data(Path(tmp)) if any(job.accent for job in jobs) else None)
+        return [_render(job, engine, options) for job in jobs]
 
 
 # ------------------------------------------------------------------------------------------
@@ -445,6 +518,12 @@ def _plan(options: SynthOptions, sentences: dict[str, list[str]]) -> list[_Job]:
             chapter = CHAPTERS[split]
             utt_id = f"{speaker}-{chapter}-{counters[speaker]:04d}"
             counters[speaker] += 1
+            rate = int(rng.integers(options.rate_wpm[0], options.rate_wpm[1] + 1))
+            pitch = int(rng.integers(options.pitch[0], options.pitch[1] + 1))
+            accent: tuple[str, ...] = ()
+            if split == "train" and options.accents and rng.random() < options.accent_prob:
+                k = int(rng.integers(1, min(3, len(options.accents)) + 1))
+                accent = tuple(sorted(str(f) for f in rng.choice(options.accents, k, False)))
             jobs.append(
                 _Job(
                     split=split,
@@ -453,9 +532,10 @@ def _plan(options: SynthOptions, sentences: dict[str, list[str]]) -> list[_Job]:
                     text=text,
                     voice=(voices + [options.held_out_voice])[speaker],
                     speaker=str(speaker),
-                    rate=int(rng.integers(options.rate_wpm[0], options.rate_wpm[1] + 1)),
-                    pitch=int(rng.integers(options.pitch[0], options.pitch[1] + 1)),
+                    rate=rate,
+                    pitch=pitch,
                     seed=int(seq.generate_state(1)[0]),
+                    accent=accent,
                 )
             )
     return jobs
