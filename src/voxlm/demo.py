@@ -41,7 +41,7 @@ class DemoOptions:
     batch_size: int = 16
     learning_rate: float = 3e-3  # peak
     ctc_weight: float = 1.0
-    ctc_only_steps: int = 700  # see PhaseConfig.ctc_only_steps
+    ctc_only_steps: int = 500  # see PhaseConfig.ctc_only_steps
     span_ctc_weight: float = 1.0  # see PhaseConfig.span_ctc_weight
     span_ctc_steps: int = 300
     alignment_weight: float = 0.2  # the aligner also learns during phase 1, from the start
