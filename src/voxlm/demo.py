@@ -38,6 +38,7 @@ class DemoOptions:
     n_train: int = 6000
     n_dev: int = 150
     n_test: int = 400
+    accent_prob: float = 0.5  # see SynthOptions.accent_prob
     batch_size: int = 16
     learning_rate: float = 3e-3  # peak
     ctc_weight: float = 1.0
@@ -135,6 +136,7 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
                 n_dev=options.n_dev,
                 n_test=options.n_test,
                 seed=options.seed,
+                accent_prob=options.accent_prob,
             ),
             progress=progress,
         )
