@@ -120,7 +120,7 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
 
 def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     """Run every stage; returns the metrics also written to ``output_dir/metrics.json``."""
-    from voxlm.data.synth import DEFAULT_VOICES, SynthOptions, synthesize_corpus
+    from voxlm.data.synth import SynthOptions, synthesize_corpus
     from voxlm.evaluate import evaluate, word_error_rate
     from voxlm.training.pipeline import run_phase
 
@@ -128,18 +128,16 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     out = Path(options.output_dir)
     config = demo_config(options)
     data_dir = Path(config.data.data_dir)
+    synth = SynthOptions(
+        output_dir=data_dir,
+        n_train=options.n_train,
+        n_dev=options.n_dev,
+        n_test=options.n_test,
+        seed=options.seed,
+        accent_prob=options.accent_prob,
+    )
     if not (data_dir / "test.jsonl").is_file():
-        synthesize_corpus(
-            SynthOptions(
-                output_dir=data_dir,
-                n_train=options.n_train,
-                n_dev=options.n_dev,
-                n_test=options.n_test,
-                seed=options.seed,
-                accent_prob=options.accent_prob,
-            ),
-            progress=progress,
-        )
+        synthesize_corpus(synth, progress=progress)
     manifests = {k: data_dir / f"{k}.jsonl" for k in ("train", "dev", "test")}
     synth_minutes = (time.monotonic() - started) / 60
 
@@ -160,7 +158,7 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     )
     test = read_manifest(manifests["test"])
     report, transcripts = evaluate(model, test, batch_size=32, options=decoding, progress=progress)
-    unseen = str(len(DEFAULT_VOICES))  # synth's speaker id for the held-out voice
+    unseen = synth.held_out_speaker
     seen = [
         (u.text, t.text)
         for u, t in zip(test, transcripts, strict=True)

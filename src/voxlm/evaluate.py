@@ -247,7 +247,12 @@ def score(
     if len(utterances) != len(transcripts):
         raise ValueError(f"{len(utterances)} utterances but {len(transcripts)} transcripts")
     errors, baseline, confidences, correct = [], [], [], []
+    by_speaker: dict[str, tuple[list[str], list[str]]] = {}
     for u, t in zip(utterances, transcripts, strict=True):
+        if u.speaker:
+            refs, hyps = by_speaker.setdefault(u.speaker, ([], []))
+            refs.append(u.text)
+            hyps.append(t.text)
         for word, flag in zip(t.words, word_correctness(u.text, t), strict=True):
             if flag is not None:
                 confidences.append(word.confidence)
@@ -257,12 +262,6 @@ def score(
             guess = proportional_onsets(" ".join(w for w, _, _ in u.words), t.audio_duration)
             baseline.extend(g - s for g, (_, s, _) in zip(guess, u.words, strict=True))
     audio_seconds = float(sum(t.audio_duration for t in transcripts))
-    by_speaker: dict[str, tuple[list[str], list[str]]] = {}
-    for u, t in zip(utterances, transcripts, strict=True):
-        if u.speaker:
-            refs, hyps = by_speaker.setdefault(u.speaker, ([], []))
-            refs.append(u.text)
-            hyps.append(t.text)
     conf, right = np.asarray(confidences), np.asarray(correct, dtype=bool)
     return EvaluationReport(
         n_utterances=len(utterances),

@@ -487,8 +487,10 @@ class VoxLM(nn.Module):
         words = batch.get("words") or [None] * len(texts)
         spans = []
         for row, (text, ids, timed) in enumerate(zip(batch["texts"], texts, words, strict=True)):
+            if not timed:
+                continue
             index = self.token_word_index(text, timed)
-            for j, word in enumerate(timed or []):
+            for j, word in enumerate(timed):
                 tokens = [t for t, w in zip(ids[:-1], index, strict=True) if w == j]  # no EOS
                 start = max(int(word["start"] / ENCODER_FRAME_SECONDS) - BOUNDARY_FRAMES, 0)
                 end = math.ceil(word["end"] / ENCODER_FRAME_SECONDS) + BOUNDARY_FRAMES

@@ -138,6 +138,11 @@ class SynthOptions:
     voiced_db: float = 40.0  # frames within this many dB of the loudest frame count as voiced
     max_attempts: int = 3  # syntheses (at different rates) before an utterance is dropped
 
+    @property
+    def held_out_speaker(self) -> str | None:
+        """The speaker id of the held-out voice: it comes after the training voices."""
+        return str(len(self.voices)) if self.held_out_voice else None
+
     def verify(self) -> None:
         """Raise ValueError naming the first invalid field."""
         for name in ("n_train", "n_dev", "n_test"):
@@ -614,7 +619,7 @@ def _finish(
     names = list(options.voices) + ([options.held_out_voice] if options.held_out_voice else [])
     voices = {str(i): name for i, name in enumerate(names)}
     speakers = [
-        f"{i:<4}| {name:<20}| {'test' if i == len(options.voices) else 'all'}"
+        f"{i:<4}| {name:<20}| {'test' if str(i) == options.held_out_speaker else 'all'}"
         for i, name in enumerate(names)
     ]
     (root / "SPEAKERS.TXT").write_text(
