@@ -3,10 +3,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 from conftest import tone
 
-from voxlm.cli import _options_from_args, build_parser, main
+from voxlm.cli import _decoding_options, _options_from_args, build_parser, main
 from voxlm.demo import DemoOptions
 
 
@@ -71,3 +72,19 @@ def test_demo_flags_come_from_demo_options():
     options = _options_from_args(DemoOptions, args)
     assert options.output_dir == Path("d") and options.minutes == 3.0
     assert options.ctc_positions is False and options.ctc_embeddings is True
+
+
+def test_word_list_and_n_gram_flags_load_their_files(tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("see me\nsee you\n")
+    parser = build_parser()
+    args = parser.parse_args(
+        ["transcribe", "a.wav", "--lexicon", str(texts), "--ngram", str(texts)]
+    )
+    options = _decoding_options(args)
+    assert options.lexicon.words == ("me", "see", "you")
+    assert options.ngram.vocabulary == {"me", "see", "you"}
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["transcribe", "a.wav", "--ngram", str(tmp_path / "none.txt")])
+    assert exit_.value.code == 2
+    assert "none.txt" in capsys.readouterr().err

@@ -8,9 +8,10 @@ from voxlm.demo import DemoOptions, run_demo
 from voxlm.evaluate import normalize_text
 from voxlm.lexicon import Lexicon
 from voxlm.model import VoxLM
+from voxlm.ngram import NGramLM
 
 
-def test_the_demo_leaves_a_model_metrics_an_example_and_its_lexicon(tmp_path):
+def test_the_demo_leaves_a_model_metrics_an_example_its_lexicon_and_n_gram_text(tmp_path):
     options = DemoOptions(
         output_dir=tmp_path,
         minutes=0.05,
@@ -31,6 +32,8 @@ def test_the_demo_leaves_a_model_metrics_an_example_and_its_lexicon(tmp_path):
     VoxLM.from_pretrained(tmp_path / "model")
     lexicon = Lexicon.from_file(tmp_path / "lexicon.txt")
     assert metrics["decoding"]["lexicon_words"] == len(lexicon)
+    assert NGramLM.from_file(tmp_path / "ngram.txt").vocabulary == set(lexicon.words)
+    assert metrics["decoding"]["ngram_order"] == 3
     test_words = {
         w for u in read_manifest(tmp_path / "data" / "test.jsonl") for w in u.text.split()
     }

@@ -16,6 +16,7 @@ from typing import Any
 
 from voxlm.decoding import DecodingOptions
 from voxlm.lexicon import Lexicon
+from voxlm.ngram import NGramLM
 
 logger = logging.getLogger("voxlm")
 
@@ -31,6 +32,13 @@ def _lexicon_file(path: str) -> Lexicon:
         raise argparse.ArgumentTypeError(f"lexicon {path}: {error}") from error
 
 
+def _ngram_file(path: str) -> NGramLM:
+    try:
+        return NGramLM.from_file(path)
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"n-gram text {path}: {error}") from error
+
+
 def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = None) -> None:
     """One ``--flag`` per field of an options dataclass, with the field's default."""
     for field in dataclasses.fields(options):
@@ -40,7 +48,13 @@ def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None =
                 flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default
             )
         else:
-            kinds = {"float": float, "int": int, "Path": Path, "Lexicon | None": _lexicon_file}
+            kinds = {
+                "float": float,
+                "int": int,
+                "Path": Path,
+                "Lexicon | None": _lexicon_file,
+                "NGramLM | None": _ngram_file,
+            }
             kind = kinds.get(str(field.type), str)
             parser.add_argument(
                 flag,
@@ -327,7 +341,7 @@ def _demo_parser(sub) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from voxlm.demo import LEXICON_FILE, DemoOptions, run_demo, summary_table
+    from voxlm.demo import LEXICON_FILE, NGRAM_FILE, DemoOptions, run_demo, summary_table
 
     metrics = run_demo(_options_from_args(DemoOptions, args))
     out = args.output_dir
@@ -337,12 +351,17 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"wrote {out / 'example.srt'}, {out / 'alignment.png'}, {out / 'metrics.json'}, "
         f"{out / 'model'}/\n"
     )
-    if (out / LEXICON_FILE).is_file():
+    words = [
+        f"--{flag} {out / name}"
+        for flag, name in (("lexicon", LEXICON_FILE), ("ngram", NGRAM_FILE))
+        if (out / name).is_file()
+    ]
+    if words:
         print(
             f"the demo's decoding: voxlm transcribe CLIP --model {out / 'model'} "
             f"--beam-size {args.beam_size} --ctc-candidates {args.ctc_candidates} "
             f"--confidence-temperature {args.confidence_temperature} "
-            f"--lexicon {out / LEXICON_FILE}\n"
+            f"--ngram-weight {args.ngram_weight} {' '.join(words)}\n"
         )
     print(summary_table(metrics))
     return 0

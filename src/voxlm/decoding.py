@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from voxlm.ctc import CTCPrefixScorer
+from voxlm.lexicon import split_words
+from voxlm.ngram import EOS as END_OF_SENTENCE
 
 if TYPE_CHECKING:
     from voxlm.lexicon import Lexicon
     from voxlm.llm import Prompt
     from voxlm.model import AudioFeatures, VoxLM
+    from voxlm.ngram import NGramLM
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,16 @@ class DecodingOptions:
     confidence AUROC from 0.88 to 0.92 (BENCHMARKS.md).
 
     ``beam_size`` > 1 searches (see ``generate``); ``lexicon`` keeps the transcript to listed
-    words (``voxlm.lexicon``). ``confidence_temperature`` divides the scores before the
-    softmax that gives token probabilities: CTC's prefix scores differ by tens of nats, so
-    the joint softmax is nearly 0 or 1 and a word's mean hides which of its tokens were
-    contested; at 2, the demo's dev-set AUROC with beam search rose from 0.850 to 0.874.
+    words (``voxlm.lexicon``); ``ngram`` adds ``ngram_weight`` times a word n-gram model's log
+    probability of each word a hypothesis finishes, and its end, plus ``word_bonus`` per word
+    (``voxlm.ngram``; the bonus offsets the n-gram model's preference for fewer words). The
+    n-gram model scores whole words, so it needs a beam: greedy decoding has chosen a word's
+    letters before the model can weigh the word. ``confidence_temperature`` divides the
+    scores before the softmax that gives token probabilities: CTC's prefix scores differ by
+    tens of nats, so the joint softmax is nearly 0 or 1 and a word's mean hides which of its
+    tokens were contested; at 2, the demo's dev-set AUROC with beam search rose from 0.850 to
+    0.874. The n-gram model does not enter token probabilities, only the beam's scores (and so
+    the n-best agreement that also weighs each word's confidence).
     """
 
     max_tokens_per_second: float = 30.0
@@ -81,6 +90,9 @@ class DecodingOptions:
     ctc_candidates: int = 8
     beam_size: int = 1
     lexicon: Lexicon | None = None
+    ngram: NGramLM | None = None
+    ngram_weight: float = 0.5
+    word_bonus: float = 0.0
     confidence_temperature: float = 1.0
     no_speech_check: bool = True
     word_confidence: str = "geometric"  # see alignment.word_confidence
@@ -94,6 +106,8 @@ class DecodingOptions:
             )
         if not 0 <= self.ctc_weight <= 1:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if self.ngram_weight < 0:
+            raise ValueError(f"ngram_weight must be >= 0, got {self.ngram_weight}")
         if self.confidence_temperature <= 0:
             raise ValueError(
                 f"confidence_temperature must be > 0, got {self.confidence_temperature}"
@@ -155,8 +169,9 @@ def stop_rule(
 class _Hypothesis:
     tokens: list[int]
     probs: list[float]
-    score: float  # (1 - w) sum log p_LLM + w log p_CTC(prefix), w = 0 without CTC
-    partial: str = ""  # the unfinished last word, for a lexicon
+    score: float  # (1 - w) sum log p_LLM + w log p_CTC(prefix) [+ the n-gram's share]
+    partial: str = ""  # the unfinished last word, for a lexicon or an n-gram model
+    words: tuple[str, ...] = ()  # the finished words, for an n-gram model
     stop_reason: str = STOP_MAX_TOKENS
 
 
@@ -176,6 +191,8 @@ def generate(
     the LLM can say so; a beam keeps both spellings until the next tokens decide. Both sums
     only fall as a hypothesis grows, so a row stops once its best ended hypothesis outscores
     every live one (or ``beam_size`` have ended) and answers with the best that ended with EOS.
+    An n-gram model's share (``options.ngram``) is added as each word is finished; it too only
+    falls unless ``options.word_bonus`` is positive, when the stop is a close approximation.
     A hypothesis that trips a hallucination rule or its token budget leaves the search, cut
     where the rule says, and is the answer only if none ends with EOS. Each token's
     probability (confidence, the low-confidence rule) is the LLM's own, or with CTC or a
@@ -208,6 +225,7 @@ def generate(
     pieces = _Pieces(model.tokenizer)
     llm_sum = torch.zeros(b * k, dtype=torch.float64)  # sum log p_LLM of each beam
     ctc_prefix = torch.zeros(b * k, dtype=torch.float64)  # log p_CTC(prefix) of each beam
+    ngram_sum = torch.zeros(b * k, dtype=torch.float64)  # the n-gram's share of each beam
     beams: list[list[_Hypothesis]] = [[_Hypothesis([], [], 0.0)] for _ in range(b)]
     ended: list[list[_Hypothesis]] = [[] for _ in range(b)]  # with EOS
     cut: list[list[_Hypothesis]] = [[] for _ in range(b)]  # by a rule or the budget
@@ -226,16 +244,19 @@ def generate(
             local = torch.where(heard, (1 - w) * local + w * ctc.float(), local)
             ctc_new = torch.where(heard, ctc, ctc_prefix[:, None])
         total = (1 - w) * llm_new + w * ctc_new  # [B*K, C]
-        partials = _lexicon_partials(options.lexicon, beams, k, indices, eos, pieces)
-        if partials is not None:
-            blocked = torch.tensor([[p is None for p in row] for row in partials])
+        following_words = _continuations(options, beams, k, indices, eos, pieces)
+        if following_words is not None:
+            blocked = torch.tensor([[p is None for p in row] for row in following_words])
             local, total = (
                 local.masked_fill(blocked, -math.inf),
                 total.masked_fill(blocked, -math.inf),
             )
+            added = _ngram_scores(options, beams, k, indices, eos, following_words)
+            ngram_new = ngram_sum[:, None] + added
+            total = total + ngram_new
         # The LLM's own probability, or the share among the tokens that could be written.
         t = options.confidence_temperature
-        if scorer is None and partials is None:
+        if scorer is None and following_words is None:
             scaled = log_probs if t == 1 else (logits.float() / t).log_softmax(-1)
             token_probs = scaled.gather(1, top.indices).exp().cpu()
         else:
@@ -254,10 +275,14 @@ def generate(
                 parent, token = beams[i][j], int(indices[i * k + j, c])
                 score, prob = float(flat[index]), float(token_probs[i * k + j, c])
                 if token == eos:
-                    ended[i].append(_Hypothesis(parent.tokens, parent.probs, score, "", STOP_EOS))
+                    ended[i].append(
+                        _Hypothesis(parent.tokens, parent.probs, score, stop_reason=STOP_EOS)
+                    )
                     continue
                 grown = _Hypothesis([*parent.tokens, token], [*parent.probs, prob], score)
-                grown.partial = partials[i * k + j][c] if partials is not None else ""
+                if following_words is not None:
+                    finished, grown.partial = following_words[i * k + j][c]
+                    grown.words = (*parent.words, *finished)
                 fired = stop_rule(grown.tokens, grown.probs, options)
                 if fired is not None:
                     grown.stop_reason, keep = fired
@@ -269,6 +294,8 @@ def generate(
                     slot = i * k + len(following)
                     source[slot], chosen[slot] = i * k + j, token
                     llm_sum[slot], ctc_prefix[slot] = llm_new[i * k + j, c], ctc_new[i * k + j, c]
+                    if following_words is not None:
+                        ngram_sum[slot] = ngram_new[i * k + j, c]
                     following.append(grown)
             beams[i] = following
             best_ended = max((h.score for h in ended[i]), default=-math.inf)
@@ -323,33 +350,76 @@ class _Pieces:
         return self.cache[token]
 
 
-def _lexicon_partials(
-    lexicon: Lexicon | None,
+def _continuations(
+    options: DecodingOptions,
     beams: list[list[_Hypothesis]],
     k: int,
     candidates: torch.Tensor,
     eos: int,
     pieces: _Pieces,
-) -> list[list[str | None]] | None:
-    """Per beam slot and candidate [B*K][C]: the unfinished word after the candidate, or None
-    where it breaks the lexicon (and for empty slots). A beam none of whose candidates the
-    lexicon allows keeps them all, so decoding never dead-ends on a word the LLM does not
-    rank among its best."""
-    if lexicon is None:
+) -> list[list[tuple[list[str], str] | None]] | None:
+    """Per beam slot and candidate [B*K][C]: the words the candidate finishes and the
+    unfinished word after it; None where it breaks the lexicon (and for empty slots). EOS
+    finishes the last word. A beam none of whose candidates the lexicon allows keeps them all,
+    so decoding never dead-ends on a word the LLM does not rank among its best. None for the
+    whole table when there is neither a lexicon nor an n-gram model to serve."""
+    lexicon = options.lexicon
+    if lexicon is None and options.ngram is None:
         return None
 
-    def after(partial: str, token: int) -> str | None:
+    def after(partial: str, token: int) -> tuple[list[str], str] | None:
         if token == eos:
-            return partial if lexicon.can_end(partial) else None
+            if lexicon is not None and not lexicon.can_end(partial):
+                return None
+            return ([partial] if partial else []), ""
         piece = pieces[token]
-        return None if piece is None else lexicon.extend(partial, piece)
+        if piece is None:  # a special token writes nothing
+            return None if lexicon is not None else ([], partial)
+        if lexicon is not None and lexicon.extend(partial, piece) is None:
+            return None
+        return split_words(partial, piece)
 
-    table: list[list[str | None]] = [[None] * candidates.shape[1] for _ in range(len(beams) * k)]
+    table: list[list[tuple[list[str], str] | None]] = [
+        [None] * candidates.shape[1] for _ in range(len(beams) * k)
+    ]
     for i, row_beams in enumerate(beams):
         for j, beam in enumerate(row_beams):
             row = candidates[i * k + j].tolist()
             allowed = [after(beam.partial, token) for token in row]
             if all(a is None for a in allowed):
-                allowed = [beam.partial if t == eos else "" for t in row]
+                allowed = [([], "") for _ in row]
             table[i * k + j] = allowed
     return table
+
+
+def _ngram_scores(
+    options: DecodingOptions,
+    beams: list[list[_Hypothesis]],
+    k: int,
+    candidates: torch.Tensor,
+    eos: int,
+    following_words: list[list[tuple[list[str], str] | None]],
+) -> torch.Tensor:
+    """[B*K, C]: what each candidate adds to its beam's n-gram share (0 without a model):
+    ``ngram_weight`` log P(word | words before) + ``word_bonus`` per finished word, and at
+    EOS the log probability of the sentence's end."""
+    scores = torch.zeros(candidates.shape, dtype=torch.float64)
+    lm = options.ngram
+    if lm is None:
+        return scores
+    context = lm.order - 1
+    for i, row_beams in enumerate(beams):
+        for j, beam in enumerate(row_beams):
+            row = candidates[i * k + j].tolist()
+            for c, entry in enumerate(following_words[i * k + j]):
+                if entry is None:
+                    continue
+                history = beam.words[len(beam.words) - context :]
+                added = 0.0
+                for word in entry[0]:
+                    added += options.ngram_weight * lm.log_prob(history, word) + options.word_bonus
+                    history = (*history, word)[len(history) + 1 - context :]
+                if row[c] == eos:
+                    added += options.ngram_weight * lm.log_prob(history, END_OF_SENTENCE)
+                scores[i * k + j, c] = added
+    return scores

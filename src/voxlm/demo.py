@@ -22,10 +22,12 @@ from voxlm.data.manifest import Utterance, read_manifest
 from voxlm.decoding import DecodingOptions, Transcript
 from voxlm.lexicon import Lexicon
 from voxlm.model import VoxLM
+from voxlm.ngram import NGramLM
 
 logger = logging.getLogger("voxlm")
 
 LEXICON_FILE = "lexicon.txt"  # the training transcripts' words, for `--lexicon`
+NGRAM_FILE = "ngram.txt"  # the training transcripts, one per line, for `--ngram`
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,13 @@ class DemoOptions:
     sortagrad: bool = True  # see PhaseConfig.sortagrad
     # Test decoding, chosen on the dev split (BENCHMARKS.md): beam search over the joint
     # CTC/LLM score, words limited to the training transcripts' (the test sentences are new
-    # sentences of the same words), and flatter token probabilities for word confidence.
+    # sentences of the same words), a word trigram model of the training transcripts fused
+    # in, and flatter token probabilities for word confidence.
     beam_size: int = 8
     ctc_candidates: int = 16
     training_lexicon: bool = True
+    training_ngram: bool = True
+    ngram_weight: float = 0.5
     confidence_temperature: float = 2.0
     seed: int = 0
 
@@ -146,14 +151,20 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     phase2 = run_phase(config, 2, model, manifests, progress=progress)
     model.eval().save_pretrained(out / "model")
 
-    lexicon = None
+    training_texts = [u.text for u in read_manifest(manifests["train"])]
+    lexicon = ngram = None
     if options.training_lexicon:
-        lexicon = Lexicon(u.text for u in read_manifest(manifests["train"]))
+        lexicon = Lexicon(training_texts)
         (out / LEXICON_FILE).write_text("\n".join(lexicon.words) + "\n", encoding="utf-8")
+    if options.training_ngram:
+        ngram = NGramLM(training_texts)
+        (out / NGRAM_FILE).write_text("\n".join(training_texts) + "\n", encoding="utf-8")
     decoding = DecodingOptions(
         beam_size=options.beam_size,
         ctc_candidates=options.ctc_candidates,
         lexicon=lexicon,
+        ngram=ngram,
+        ngram_weight=options.ngram_weight,
         confidence_temperature=options.confidence_temperature,
     )
     test = read_manifest(manifests["test"])
@@ -174,6 +185,8 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
             "ctc_candidates": decoding.ctc_candidates,
             "confidence_temperature": decoding.confidence_temperature,
             "lexicon_words": len(lexicon) if lexicon is not None else None,
+            "ngram_order": ngram.order if ngram is not None else None,
+            "ngram_weight": decoding.ngram_weight if ngram is not None else None,
         },
         "train_minutes": phase1.minutes + phase2.minutes,
         "phase1_steps": phase1.steps,
@@ -279,4 +292,6 @@ def _decoding_summary(decoding: dict) -> str:
         return "n/a"
     words = decoding.get("lexicon_words")
     lexicon = f", lexicon of {words} training words" if words else ", open vocabulary"
-    return f"beam {decoding['beam_size']}, CTC weight {decoding['ctc_weight']}{lexicon}"
+    order = decoding.get("ngram_order")
+    ngram = f", word {order}-gram weight {decoding['ngram_weight']}" if order else ""
+    return f"beam {decoding['beam_size']}, CTC weight {decoding['ctc_weight']}{lexicon}{ngram}"

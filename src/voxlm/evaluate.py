@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -22,36 +21,13 @@ from tqdm.auto import tqdm
 
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.decoding import DecodingOptions, Transcript
+from voxlm.text import normalize_text
 
 if TYPE_CHECKING:
     from voxlm.data.manifest import Utterance, WordTiming
     from voxlm.model import VoxLM
 
 logger = logging.getLogger("voxlm")
-
-_APOSTROPHES = "'\u2019\u02bc"  # ASCII, right single quotation mark, modifier letter apostrophe
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase, punctuation replaced by spaces, whitespace collapsed to single spaces.
-
-    An apostrophe between two letters or digits is part of the word and kept as "'" ("don't",
-    "o'clock"); any other apostrophe (a quotation mark) is dropped like the rest of the
-    punctuation (Unicode category P*). Replacing punctuation by a space, not by nothing, keeps
-    "well-known" and "well known" the same and never glues two words together. Symbols ($, %)
-    and digits are kept as they are: they are words, not punctuation.
-    """
-    text = unicodedata.normalize("NFKC", text).lower()
-    chars = []
-    for i, ch in enumerate(text):
-        if ch in _APOSTROPHES:
-            inside = 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
-            chars.append("'" if inside else " ")
-        elif unicodedata.category(ch).startswith("P"):
-            chars.append(" ")
-        else:
-            chars.append(ch)
-    return " ".join("".join(chars).split())
 
 
 def normalize_word(word: str) -> str:

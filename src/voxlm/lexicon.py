@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Iterable
 from pathlib import Path
 
-from voxlm.evaluate import normalize_text
+from voxlm.text import normalize_text
 
 
 class Lexicon:
@@ -52,17 +52,24 @@ class Lexicon:
         None when the piece finishes an unlisted word or starts one no listed word begins
         with. A piece that is not text yet (part of a multi-byte character) changes nothing.
         """
-        for ch in piece.lower():
-            if ch.isalnum() or ch == "'":
-                partial += ch
-                if not self.is_prefix(partial):
-                    return None
-            elif partial:
-                if partial not in self._set:
-                    return None
-                partial = ""
-        return partial
+        finished, partial = split_words(partial, piece)
+        if any(word not in self._set for word in finished):
+            return None
+        return partial if not partial or self.is_prefix(partial) else None
 
     def can_end(self, partial: str) -> bool:
         """Whether a transcript whose unfinished word is ``partial`` may end here."""
         return not partial or partial in self._set
+
+
+def split_words(partial: str, piece: str) -> tuple[list[str], str]:
+    """The words that ``piece`` finishes when appended to text ending in the unfinished word
+    ``partial``, and the unfinished word after it (lowercased, as ``Lexicon`` compares)."""
+    finished = []
+    for ch in piece.lower():
+        if ch.isalnum() or ch == "'":
+            partial += ch
+        elif partial:
+            finished.append(partial)
+            partial = ""
+    return finished, partial

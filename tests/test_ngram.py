@@ -1,0 +1,95 @@
+import math
+
+import pytest
+import torch
+from conftest import tiny_config, tone
+
+from voxlm.decoding import DecodingOptions
+from voxlm.model import VoxLM
+from voxlm.ngram import EOS, NGramLM
+
+TEXTS = ["the cat sat", "the dog sat", "a cat ran", "San Francisco is far", "San Francisco is big"]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("history", [(), ("the",), ("the", "cat"), ("never", "seen")])
+def test_probabilities_of_the_next_word_sum_to_one(order, history):
+    lm = NGramLM(TEXTS, order=order)
+    words = [*lm.vocabulary, EOS, "an-unknown-word"]
+    assert math.fsum(math.exp(lm.log_prob(history, w)) for w in words) == pytest.approx(1.0)
+
+
+def test_seen_continuations_beat_unseen_ones_and_unknown_words_stay_possible():
+    lm = NGramLM(TEXTS)
+    assert lm.log_prob(("the",), "cat") > lm.log_prob(("the",), "ran")
+    assert lm.log_prob(("the", "cat"), "sat") > lm.log_prob(("the", "cat"), "ran")
+    assert lm.log_prob((), "zebra") > -math.inf
+    assert lm.sentence_log_prob("the cat sat") > lm.sentence_log_prob("sat cat the")
+
+
+def test_kneser_ney_backs_off_to_how_many_contexts_a_word_follows():
+    # "francisco" is as frequent as "cat" but only ever follows "san": after a new word,
+    # the lower order prefers the word seen in more contexts.
+    lm = NGramLM(TEXTS, order=2)
+    assert lm.log_prob(("big",), "cat") > lm.log_prob(("big",), "francisco")
+
+
+def test_n_gram_input_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        NGramLM.from_file(tmp_path / "missing.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    with pytest.raises(ValueError, match="at least one non-empty text"):
+        NGramLM.from_file(empty)
+    with pytest.raises(ValueError, match="order"):
+        NGramLM(TEXTS, order=0)
+    with pytest.raises(ValueError, match="discount"):
+        NGramLM(TEXTS, discount=1.0)
+    with pytest.raises(ValueError, match="ngram_weight"):
+        DecodingOptions(ngram_weight=-1.0)
+    lines = tmp_path / "texts.txt"
+    lines.write_text("The cat, sat.\nthe dog sat\n")
+    assert NGramLM.from_file(lines).vocabulary == {"the", "cat", "dog", "sat"}
+
+
+def undecided_ctc_head(model: VoxLM, text: str, position: int, other: str) -> None:
+    """Make the CTC head spell ``text``, but hear token ``position`` as ``other`` just as well:
+    audio that cannot tell two spellings apart, as "sea" and "see"."""
+    tokens = model.tokenizer(text, add_special_tokens=False).input_ids
+    alternative = model.tokenizer.convert_tokens_to_ids(other)
+    blank = model.ctc_head.out_features - 1
+
+    def spell(module, args, out):
+        symbols = torch.full(out.shape[:2], blank, dtype=torch.long)
+        for k, token in enumerate(tokens):
+            symbols[:, 3 * k : 3 * k + (1 if k == position else 2)] = token
+        logits = torch.nn.functional.one_hot(symbols, out.shape[-1]).to(out.dtype) * 30.0
+        logits[:, 3 * position, alternative] = 30.0  # one frame: one letter or the other
+        return logits
+
+    model.ctc_head.register_forward_hook(spell)
+
+
+@pytest.mark.parametrize("beam_size", [2, 4])
+def test_the_n_gram_model_decides_what_the_audio_cannot(beam_size):
+    # The n-gram scores whole words: a beam keeps both spellings until the word ends.
+    torch.manual_seed(0)
+    model = VoxLM.from_config(tiny_config(ctc_embeddings=False, ctc_positions=False)).eval()
+    undecided_ctc_head(model, "see me", 3, "a")  # the third letter is "e" or "a"
+    options = DecodingOptions(
+        ctc_weight=0.9,
+        ctc_candidates=len(model.tokenizer),
+        beam_size=beam_size,
+        no_speech_check=False,
+        min_confidence=0,
+    )
+    heard = {model.transcribe(tone(1.0), sample_rate=16000, options=options).text}
+    assert heard <= {"see me", "sea me"}
+    for text in ("see me", "sea me"):
+        lm = NGramLM([text, f"you {text}", "me too"])
+        fused = model.transcribe(
+            tone(1.0),
+            sample_rate=16000,
+            options=DecodingOptions(**{**options.__dict__, "ngram": lm, "ngram_weight": 1.0}),
+        )
+        assert fused.text == text and fused.stop_reason == "eos"
