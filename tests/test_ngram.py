@@ -19,6 +19,18 @@ def test_probabilities_of_the_next_word_sum_to_one(order, history):
     assert math.fsum(math.exp(lm.log_prob(history, w)) for w in words) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_the_context_is_the_last_order_minus_one_words(order):
+    lm = NGramLM(TEXTS, order=order)
+    words = ("san", "francisco", "is", "far")
+    for n in range(len(words) + 1):
+        assert lm.context(words[:n]) == words[max(0, n - order + 1) : n]
+    by_hand = sum(
+        lm.log_prob(words[:n], w) for n, w in enumerate([*words, EOS])
+    )  # log_prob trims a longer history itself
+    assert lm.sentence_log_prob("San Francisco is far") == pytest.approx(by_hand)
+
+
 def test_seen_continuations_beat_unseen_ones_and_unknown_words_stay_possible():
     lm = NGramLM(TEXTS)
     assert lm.log_prob(("the",), "cat") > lm.log_prob(("the",), "ran")

@@ -407,18 +407,17 @@ def _ngram_scores(
     lm = options.ngram
     if lm is None:
         return scores
-    context = lm.order - 1
     for i, row_beams in enumerate(beams):
         for j, beam in enumerate(row_beams):
             row = candidates[i * k + j].tolist()
             for c, entry in enumerate(following_words[i * k + j]):
                 if entry is None:
                     continue
-                history = beam.words[len(beam.words) - context :]
+                history = lm.context(beam.words)
                 added = 0.0
                 for word in entry[0]:
                     added += options.ngram_weight * lm.log_prob(history, word) + options.word_bonus
-                    history = (*history, word)[len(history) + 1 - context :]
+                    history = lm.context((*history, word))
                 if row[c] == eos:
                     added += options.ngram_weight * lm.log_prob(history, END_OF_SENTENCE)
                 scores[i * k + j, c] = added

@@ -71,6 +71,10 @@ class NGramLM:
             raise FileNotFoundError(f"n-gram text file {path} does not exist")
         return cls(path.read_text(encoding="utf-8").splitlines(), order=order)
 
+    def context(self, words: tuple[str, ...]) -> tuple[str, ...]:
+        """The words the model conditions on: the last ``order - 1`` (keys ``log_prob``'s cache)."""
+        return words[-(self.order - 1) :] if self.order > 1 else ()
+
     def _log_prob(self, history: tuple[str, ...], word: str) -> float:
         """Natural log P(word | history); ``history`` ends with the word just before ``word``
         (``BOS`` pads the start of a sentence), ``EOS`` as ``word`` asks for the end."""
@@ -94,5 +98,5 @@ class NGramLM:
         total = 0.0
         for word in [*words, EOS]:
             total += self.log_prob(history, word)
-            history = (*history, word)[-(self.order - 1) :] if self.order > 1 else ()
+            history = self.context((*history, word))
         return total
