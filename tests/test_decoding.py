@@ -85,16 +85,24 @@ def test_transcript_to_dict_is_the_documented_format():
     }
 
 
-def spelling_ctc_head(model: VoxLM, text: str) -> None:
-    """Make the CTC head spell ``text`` with certainty: each token for 2 frames, then a blank."""
+def spelling_ctc_head(model: VoxLM, text: str, undecided: tuple[int, str] | None = None) -> None:
+    """Make the CTC head spell ``text`` with certainty: each token for 2 frames, then a blank.
+
+    ``undecided`` (position, other token): that token gets one frame, on which ``other`` is
+    heard just as well, as audio that cannot tell "sea" from "see".
+    """
     tokens = model.tokenizer(text, add_special_tokens=False).input_ids
     blank = model.ctc_head.out_features - 1
+    position = undecided[0] if undecided is not None else -1
 
     def spell(module, args, out):
         symbols = torch.full(out.shape[:2], blank, dtype=torch.long)
         for k, token in enumerate(tokens):
-            symbols[:, 3 * k : 3 * k + 2] = token
-        return torch.nn.functional.one_hot(symbols, out.shape[-1]).to(out.dtype) * 30.0
+            symbols[:, 3 * k : 3 * k + (1 if k == position else 2)] = token
+        logits = torch.nn.functional.one_hot(symbols, out.shape[-1]).to(out.dtype) * 30.0
+        if undecided is not None:  # one frame: one token or the other
+            logits[:, 3 * position, model.tokenizer.convert_tokens_to_ids(undecided[1])] = 30.0
+        return logits
 
     model.ctc_head.register_forward_hook(spell)
 

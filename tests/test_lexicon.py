@@ -8,6 +8,7 @@ from test_decoding import spelling_ctc_head
 from voxlm.decoding import DecodingOptions
 from voxlm.lexicon import Lexicon
 from voxlm.model import VoxLM
+from voxlm.ngram import NGramLM
 
 
 def test_a_word_grows_only_along_listed_words():
@@ -27,13 +28,20 @@ def test_a_transcript_may_end_only_after_a_whole_word():
     assert not lexicon.can_end("ho")
 
 
-def test_lexicon_file_errors_name_the_problem(tmp_path):
+@pytest.mark.parametrize(
+    ("load", "empty_error"),
+    [(Lexicon.from_file, "at least one word"), (NGramLM.from_file, "at least one non-empty text")],
+)
+def test_word_file_errors_name_the_problem(tmp_path, load, empty_error):
     with pytest.raises(FileNotFoundError, match="missing.txt"):
-        Lexicon.from_file(tmp_path / "missing.txt")
+        load(tmp_path / "missing.txt")
     empty = tmp_path / "empty.txt"
-    empty.write_text("  \n")
-    with pytest.raises(ValueError, match="at least one word"):
-        Lexicon.from_file(empty)
+    empty.write_text("\n  \n")
+    with pytest.raises(ValueError, match=empty_error):
+        load(empty)
+
+
+def test_a_lexicon_file_holds_words_or_sentences(tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("See me\nall OK, see\n")
     assert Lexicon.from_file(words).words == ("all", "me", "ok", "see")

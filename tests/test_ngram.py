@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 from conftest import tiny_config, tone
+from test_decoding import spelling_ctc_head
 
 from voxlm.decoding import DecodingOptions
 from voxlm.model import VoxLM
@@ -47,12 +48,6 @@ def test_kneser_ney_backs_off_to_how_many_contexts_a_word_follows():
 
 
 def test_n_gram_input_errors_name_the_problem(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.txt"):
-        NGramLM.from_file(tmp_path / "missing.txt")
-    empty = tmp_path / "empty.txt"
-    empty.write_text("\n  \n")
-    with pytest.raises(ValueError, match="at least one non-empty text"):
-        NGramLM.from_file(empty)
     with pytest.raises(ValueError, match="order"):
         NGramLM(TEXTS, order=0)
     with pytest.raises(ValueError, match="discount"):
@@ -64,30 +59,12 @@ def test_n_gram_input_errors_name_the_problem(tmp_path):
     assert NGramLM.from_file(lines).vocabulary == {"the", "cat", "dog", "sat"}
 
 
-def undecided_ctc_head(model: VoxLM, text: str, position: int, other: str) -> None:
-    """Make the CTC head spell ``text``, but hear token ``position`` as ``other`` just as well:
-    audio that cannot tell two spellings apart, as "sea" and "see"."""
-    tokens = model.tokenizer(text, add_special_tokens=False).input_ids
-    alternative = model.tokenizer.convert_tokens_to_ids(other)
-    blank = model.ctc_head.out_features - 1
-
-    def spell(module, args, out):
-        symbols = torch.full(out.shape[:2], blank, dtype=torch.long)
-        for k, token in enumerate(tokens):
-            symbols[:, 3 * k : 3 * k + (1 if k == position else 2)] = token
-        logits = torch.nn.functional.one_hot(symbols, out.shape[-1]).to(out.dtype) * 30.0
-        logits[:, 3 * position, alternative] = 30.0  # one frame: one letter or the other
-        return logits
-
-    model.ctc_head.register_forward_hook(spell)
-
-
 @pytest.mark.parametrize("beam_size", [2, 4])
 def test_the_n_gram_model_decides_what_the_audio_cannot(beam_size):
     # The n-gram scores whole words: a beam keeps both spellings until the word ends.
     torch.manual_seed(0)
     model = VoxLM.from_config(tiny_config(ctc_embeddings=False, ctc_positions=False)).eval()
-    undecided_ctc_head(model, "see me", 3, "a")  # the third letter is "e" or "a"
+    spelling_ctc_head(model, "see me", undecided=(3, "a"))  # the third letter: "e" or "a"
     options = DecodingOptions(
         ctc_weight=0.9,
         ctc_candidates=len(model.tokenizer),

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,16 @@ class UserError(Exception):
     """A problem with the user's input: reported in one line, without a traceback."""
 
 
-def _lexicon_file(path: str) -> Lexicon:
-    try:
-        return Lexicon.from_file(path)
-    except (OSError, ValueError) as error:
-        raise argparse.ArgumentTypeError(f"lexicon {path}: {error}") from error
+def _file_argument(what: str, load: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type that loads a file, naming it and the problem where that fails."""
 
+    def load_file(path: str) -> Any:
+        try:
+            return load(path)
+        except (OSError, ValueError) as error:
+            raise argparse.ArgumentTypeError(f"{what} {path}: {error}") from error
 
-def _ngram_file(path: str) -> NGramLM:
-    try:
-        return NGramLM.from_file(path)
-    except (OSError, ValueError) as error:
-        raise argparse.ArgumentTypeError(f"n-gram text {path}: {error}") from error
+    return load_file
 
 
 def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = None) -> None:
@@ -52,8 +51,8 @@ def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None =
                 "float": float,
                 "int": int,
                 "Path": Path,
-                "Lexicon | None": _lexicon_file,
-                "NGramLM | None": _ngram_file,
+                "Lexicon | None": _file_argument("lexicon", Lexicon.from_file),
+                "NGramLM | None": _file_argument("n-gram text", NGramLM.from_file),
             }
             kind = kinds.get(str(field.type), str)
             parser.add_argument(

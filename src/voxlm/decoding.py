@@ -375,9 +375,10 @@ def _continuations(
         piece = pieces[token]
         if piece is None:  # a special token writes nothing
             return None if lexicon is not None else ([], partial)
-        if lexicon is not None and lexicon.extend(partial, piece) is None:
+        finished, partial = split_words(partial, piece)
+        if lexicon is not None and not lexicon.accepts(finished, partial):
             return None
-        return split_words(partial, piece)
+        return finished, partial
 
     table: list[list[tuple[list[str], str] | None]] = [
         [None] * candidates.shape[1] for _ in range(len(beams) * k)
@@ -410,11 +411,11 @@ def _ngram_scores(
     for i, row_beams in enumerate(beams):
         for j, beam in enumerate(row_beams):
             row = candidates[i * k + j].tolist()
+            before = lm.context(beam.words)
             for c, entry in enumerate(following_words[i * k + j]):
                 if entry is None:
                     continue
-                history = lm.context(beam.words)
-                added = 0.0
+                history, added = before, 0.0
                 for word in entry[0]:
                     added += options.ngram_weight * lm.log_prob(history, word) + options.word_bonus
                     history = lm.context((*history, word))

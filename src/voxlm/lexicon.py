@@ -53,9 +53,13 @@ class Lexicon:
         with. A piece that is not text yet (part of a multi-byte character) changes nothing.
         """
         finished, partial = split_words(partial, piece)
+        return partial if self.accepts(finished, partial) else None
+
+    def accepts(self, finished: list[str], partial: str) -> bool:
+        """Whether every finished word is listed and the unfinished one can still become one."""
         if any(word not in self._set for word in finished):
-            return None
-        return partial if not partial or self.is_prefix(partial) else None
+            return False
+        return not partial or self.is_prefix(partial)
 
     def can_end(self, partial: str) -> bool:
         """Whether a transcript whose unfinished word is ``partial`` may end here."""
