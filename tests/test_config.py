@@ -1,39 +1,67 @@
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from voxlm import QwenSTTConfig, VoxLMConfig
-from voxlm.config import LEGACY_NAMES, VARIANTS, get_config, load_config
+from voxlm.config import (
+    DEFAULT_VARIANT,
+    get_config,
+    legacy_names,
+    load_config,
+    variant_names,
+    variant_path,
+)
 
-CONFIGS = Path(__file__).parent.parent / "configs"
-
-DESIGN_TABLE = {
-    "voxlm-0.5b": ("openai/whisper-tiny", "Qwen/Qwen2-0.5B"),
-    "voxlm-2b": ("openai/whisper-small", "Qwen/Qwen2-1.5B"),
-    "voxlm-4b-multilingual": ("openai/whisper-large-v3-turbo", "Qwen/Qwen2.5-3B"),
-    "voxlm-9b-global": ("openai/whisper-large-v3", "Qwen/Qwen2.5-7B"),
-    "voxlm-9b-india": ("models/indicwhisper", "Qwen/Qwen2.5-7B"),
-    "voxlm-llama-8b": ("openai/whisper-large-v3", "meta-llama/Llama-3.1-8B"),
-    "voxlm-phi-4": ("openai/whisper-large-v3", "microsoft/phi-4"),
-    "voxlm-edge": ("openai/whisper-tiny", "Qwen/Qwen2.5-0.5B"),
-    "voxlm-tiny": ("tiny-whisper", "tiny-qwen2"),
-}
+ROOT = Path(__file__).parent.parent
+CONFIGS = ROOT / "configs"
+BEFORE = json.loads((Path(__file__).parent / "configs_before_registry.json").read_text())
 
 
-@pytest.mark.parametrize("name", DESIGN_TABLE)
-def test_variants_match_design_table(name):
-    config = get_config(name)
-    assert (config.model.audio_encoder, config.model.llm_model) == DESIGN_TABLE[name]
-    assert config.model.name == name
+def _json(values: dict) -> dict:
+    """Tuples as lists, as the recorded values were written."""
+    return json.loads(json.dumps(values))
 
 
-@pytest.mark.parametrize("name", VARIANTS)
-def test_variant_yaml_matches_registry(name):
-    assert load_config(CONFIGS / f"{name}.yaml").model == get_config(name).model
+def variant_table(path: Path) -> dict[str, tuple[str, str]]:
+    """{name: (encoder cell, LLM cell)} of the markdown table under '## Variants' in a file."""
+    section = path.read_text().split("## Variants", 1)[1]
+    rows = {}
+    for line in section.splitlines()[3:]:
+        if not line.startswith("|"):
+            break
+        name, encoder, llm = (cell.strip() for cell in line.strip("|").split("|")[:3])
+        rows[re.sub(r"\*\*|\(default\)", "", name).strip()] = (encoder, llm)
+    return rows
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/CONFIGS.md"])
+def test_the_docs_tables_list_the_registry(doc):
+    table = variant_table(ROOT / doc)
+    assert set(table) == set(variant_names())
+    for name, (encoder, llm) in table.items():
+        model = get_config(name).model
+        assert model.audio_encoder in encoder and model.llm_model in llm, name
+    assert f"**{DEFAULT_VARIANT}** (default)" in (ROOT / doc).read_text()
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE["variant_models"]))
+def test_variant_models_are_unchanged_by_the_move_to_files(name):
+    assert _json(get_config(name).model.__dict__) == BEFORE["variant_models"][name]
+
+
+def test_the_registry_is_the_variant_files():
+    assert set(variant_names()) == set(BEFORE["variant_models"])
+    for name in variant_names():
+        assert variant_path(name).parent == CONFIGS.resolve()
+        assert load_config(CONFIGS / f"{name}.yaml") == get_config(name)
+    assert get_config("voxlm-phi-4").model.lora_target_modules == ("qkv_proj", "o_proj")
+    assert "voxlm-tiny-long" not in variant_names() and "base" not in variant_names()
 
 
 def test_legacy_names_resolve():
-    assert LEGACY_NAMES["qwen-stt-0.5b"] == "voxlm-0.5b"
+    assert legacy_names()["qwen-stt-0.5b"] == "voxlm-0.5b"
     assert get_config("qwen-stt-2b").model.name == "voxlm-2b"
     assert QwenSTTConfig is VoxLMConfig
 

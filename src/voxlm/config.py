@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,80 +188,59 @@ class VoxLMConfig:
         return dataclasses.asdict(self)
 
 
-# Tiny random-initialised backbones: the offline demo and the tests.
-TINY_WHISPER = {
-    "model_type": "whisper",
-    "num_mel_bins": 80,
-    "d_model": 192,
-    "encoder_layers": 3,
-    "encoder_attention_heads": 4,
-    "encoder_ffn_dim": 768,
-    "decoder_layers": 1,
-    "decoder_attention_heads": 4,
-    "decoder_ffn_dim": 256,
-    "max_source_positions": 1500,
-}
-TINY_QWEN2 = {
-    "model_type": "qwen2",
-    "hidden_size": 256,
-    "intermediate_size": 768,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 2048,
-    "tie_word_embeddings": True,
-}
+# The variant registry is the YAML files shipped in the package: a variant is a file that names
+# itself (its own ``model.name`` is its file name); the other files are the shared defaults
+# (base.yaml) and training recipes that inherit a variant.
+CONFIG_DIR = Path(__file__).parent / "configs"
+_LEGACY_PREFIX = "qwen-stt-"
 
-_LARGE_V3 = "openai/whisper-large-v3"
-_QWEN25_7B = "Qwen/Qwen2.5-7B"
-VARIANTS: dict[str, dict[str, Any]] = {
-    "voxlm-0.5b": {"audio_encoder": "openai/whisper-tiny", "llm_model": "Qwen/Qwen2-0.5B"},
-    "voxlm-2b": {"audio_encoder": "openai/whisper-small", "llm_model": "Qwen/Qwen2-1.5B"},
-    "voxlm-4b-multilingual": {
-        "audio_encoder": "openai/whisper-large-v3-turbo",
-        "llm_model": "Qwen/Qwen2.5-3B",
-    },
-    "voxlm-9b-global": {"audio_encoder": _LARGE_V3, "llm_model": _QWEN25_7B},
-    # IndicWhisper is distributed as a Whisper-architecture checkpoint to download by hand.
-    "voxlm-9b-india": {"audio_encoder": "models/indicwhisper", "llm_model": _QWEN25_7B},
-    "voxlm-llama-8b": {"audio_encoder": _LARGE_V3, "llm_model": "meta-llama/Llama-3.1-8B"},
-    "voxlm-phi-4": {"audio_encoder": _LARGE_V3, "llm_model": "microsoft/phi-4"},
-    "voxlm-edge": {"audio_encoder": "openai/whisper-tiny", "llm_model": "Qwen/Qwen2.5-0.5B"},
-    "voxlm-tiny": {
-        "audio_encoder": "tiny-whisper",
-        "llm_model": "tiny-qwen2",
-        "audio_encoder_config": TINY_WHISPER,
-        "llm_config": TINY_QWEN2,
-        "tokenizer": "char",
-        "freeze_encoder": False,
-        "use_lora": False,
-        "ctc": True,
-        "ctc_embeddings": True,  # from scratch, the LLM learns to read CTC's tokens first
-        "ctc_positions": True,
-        "aligner_dim": 128,
-        "instruction": "",  # trained from scratch for one task: a prompt would only cost time
-    },
-}
-LEGACY_NAMES = {name.replace("voxlm-", "qwen-stt-"): name for name in VARIANTS}
-# Phi-4 names its fused attention projections differently.
-_LORA_TARGETS = {"microsoft/phi-4": ("qkv_proj", "o_proj")}
+
+@functools.cache
+def variant_names() -> tuple[str, ...]:
+    """The names of the variants, from the package's config files."""
+    names = []
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        if (values.get("model") or {}).get("name") == path.stem:
+            names.append(path.stem)
+    return tuple(names)
+
+
+def legacy_names() -> dict[str, str]:
+    """Legacy ``qwen-stt-*`` names and the ``voxlm-*`` variant each now is."""
+    return {name.replace("voxlm-", _LEGACY_PREFIX): name for name in variant_names()}
 
 
 def resolve_variant(name: str) -> str:
     """Map a legacy ``qwen-stt-*`` name to its ``voxlm-*`` name; raise on unknown names."""
-    name = LEGACY_NAMES.get(name, name)
-    if name not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}; expected one of: {', '.join(VARIANTS)}")
+    name = legacy_names().get(name, name)
+    if name not in variant_names():
+        raise ValueError(f"unknown variant {name!r}; expected one of: {', '.join(variant_names())}")
     return name
 
 
+def variant_path(name: str) -> Path:
+    """The config file of a variant (legacy names accepted)."""
+    return CONFIG_DIR / f"{resolve_variant(name)}.yaml"
+
+
 def get_config(name: str = DEFAULT_VARIANT) -> VoxLMConfig:
-    """The config of a named variant (legacy names accepted)."""
+    """The config of a named variant (legacy names accepted), read from its file."""
     name = resolve_variant(name)
-    model = dict(VARIANTS[name], name=name)
-    if model["llm_model"] in _LORA_TARGETS:
-        model["lora_target_modules"] = _LORA_TARGETS[model["llm_model"]]
-    return VoxLMConfig(model=ModelConfig(**model))
+    try:
+        return _build(VoxLMConfig, _defaults(name), "")
+    except ValueError as error:
+        raise ValueError(f"{variant_path(name)}: {error}") from None
+
+
+def _defaults(name: str) -> dict:
+    """Every key's starting value for a config whose model is ``name``: the variant's file
+    over the dataclass defaults where ``name`` is a variant, the dataclass defaults otherwise."""
+    defaults = VoxLMConfig().to_dict()
+    if not _is_variant(name):
+        return defaults
+    return _merge(defaults, _read_yaml(variant_path(name)))
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:
@@ -320,12 +301,11 @@ def _build(cls: type, values: Any, path: str) -> Any:
 def config_from_dict(values: dict) -> VoxLMConfig:
     """Build a config from nested dicts, starting from the named variant's defaults."""
     name = (values.get("model") or {}).get("name", DEFAULT_VARIANT)
-    base = get_config(name).to_dict() if _is_variant(name) else VoxLMConfig().to_dict()
-    return _build(VoxLMConfig, _merge(base, values), "")
+    return _build(VoxLMConfig, _merge(_defaults(name), values), "")
 
 
 def _is_variant(name: str) -> bool:
-    return name in VARIANTS or name in LEGACY_NAMES
+    return name in variant_names() or name in legacy_names()
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -366,25 +346,34 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     return _merge(_read_yaml(parent_path, (*seen, path)), values)
 
 
-def apply_overrides(values: dict, overrides: list[str]) -> dict:
-    """Apply ``dotted.key=value`` strings; values are parsed as YAML (``3``, ``true``, ``[a, b]``)."""
+def apply_overrides(values: dict, overrides: list[str] | Mapping[str, Any]) -> dict:
+    """Set dotted keys: ``key.path=value`` strings, values parsed as YAML (``3``, ``true``,
+    ``[a, b]``), or a mapping from dotted key to value, taken as given (for callers in Python)."""
     values = _merge({}, values)
-    for override in overrides:
-        if "=" not in override:
-            raise ValueError(f"override {override!r} must look like 'section.key=value'")
-        dotted, raw = override.split("=", 1)
-        keys = dotted.strip().split(".")
+    if isinstance(overrides, Mapping):
+        pairs = list(overrides.items())
+    else:
+        pairs = []
+        for override in overrides:
+            if "=" not in override:
+                raise ValueError(f"override {override!r} must look like 'section.key=value'")
+            dotted, raw = override.split("=", 1)
+            pairs.append((dotted.strip(), yaml.safe_load(raw)))
+    for dotted, value in pairs:
+        *sections, key = dotted.split(".")
         node = values
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
+        for section in sections:
+            node = node.setdefault(section, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {override!r}: {key!r} is not a section")
-        node[keys[-1]] = yaml.safe_load(raw)
+                raise ValueError(f"override {dotted!r}: {section!r} is not a section")
+        node[key] = value
     return values
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> VoxLMConfig:
-    """Load a YAML config (following ``inherits:``) and apply ``dotted.key=value`` overrides."""
+def load_config(
+    path: str | Path, overrides: list[str] | Mapping[str, Any] | None = None
+) -> VoxLMConfig:
+    """Load a YAML config (following ``inherits:``) and apply overrides (see apply_overrides)."""
     values = apply_overrides(_read_yaml(Path(path)), overrides or [])
     try:
         return config_from_dict(values)

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 from conftest import tone
 
-from voxlm.config import TINY_QWEN2, TINY_WHISPER, PhaseConfig, get_config
+from voxlm.config import PhaseConfig, get_config
 from voxlm.data.manifest import UtteranceDataset
 from voxlm.model import VoxLM
 from voxlm.training.checkpoint import CHECKPOINT_FILE
@@ -27,10 +27,11 @@ TEXTS = ["the cat sat", "a dog ran home", "go now", "we sing", "red sun", "big t
 
 def small_model(seed: int = 0) -> VoxLM:
     """voxlm-tiny shrunk to ~40 k weights, so a step takes tens of milliseconds on a CPU."""
+    tiny = get_config("voxlm-tiny").model
     model = dataclasses.replace(
-        get_config("voxlm-tiny").model,
+        tiny,
         audio_encoder_config={
-            **TINY_WHISPER,
+            **tiny.audio_encoder_config,
             "d_model": 32,
             "encoder_layers": 1,
             "encoder_attention_heads": 2,
@@ -38,7 +39,7 @@ def small_model(seed: int = 0) -> VoxLM:
             "max_source_positions": 100,
         },
         llm_config={
-            **TINY_QWEN2,
+            **tiny.llm_config,
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_hidden_layers": 1,
