@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import soundfile as sf
 import torch
 
 from voxlm.config import ModelConfig, get_config
+from voxlm.model import VoxLM
 
 TINY_ENCODERS = {
     "whisper": {
@@ -83,7 +85,67 @@ def wav_file(tmp_path):
     return path
 
 
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory) -> Path:
+    """A small espeak-ng corpus made once per session: 16 training, 2 dev and 2 test sentences
+    of 3-4 words in one clean voice (no noise or reverb), small enough for a few hundred steps
+    to learn it. Tests read it and must not write into it."""
+    from voxlm.data.synth import SynthOptions, synthesize_corpus
+
+    root = tmp_path_factory.mktemp("synth_corpus")
+    options = SynthOptions(
+        output_dir=root,
+        n_train=16,
+        n_dev=2,
+        n_test=2,
+        seed=3,
+        voices=("en-us",),
+        held_out_voice=None,
+        min_words=3,
+        max_words=4,
+        noise_prob=0.0,
+        reverb_prob=0.0,
+        workers=2,
+    )
+    synthesize_corpus(options, progress=False)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+def check_transcript(result) -> None:
+    """The invariants of every transcript: text from its words, times in order and inside the
+    audio, confidences in [0, 1]."""
+    assert result.text == " ".join(w.word for w in result.words)
+    previous = 0.0
+    for w in result.words:
+        assert 0.0 <= w.start <= w.end <= result.audio_duration + 1e-9
+        assert w.start >= previous - 1e-9
+        assert 0.0 <= w.confidence <= 1.0
+        previous = w.start
+
+
+def spelling_ctc_head(model: VoxLM, text: str, undecided: tuple[int, str] | None = None) -> None:
+    """Make the CTC head spell ``text`` with certainty: each token for 2 frames, then a blank.
+
+    ``undecided`` (position, other token): that token gets one frame, on which ``other`` is
+    heard just as well, as audio that cannot tell "sea" from "see".
+    """
+    tokens = model.tokenizer(text, add_special_tokens=False).input_ids
+    blank = model.ctc_head.out_features - 1
+    position = undecided[0] if undecided is not None else -1
+
+    def spell(module, args, out):
+        symbols = torch.full(out.shape[:2], blank, dtype=torch.long)
+        for k, token in enumerate(tokens):
+            symbols[:, 3 * k : 3 * k + (1 if k == position else 2)] = token
+        logits = torch.nn.functional.one_hot(symbols, out.shape[-1]).to(out.dtype) * 30.0
+        if undecided is not None:  # one frame: one token or the other
+            logits[:, 3 * position, model.tokenizer.convert_tokens_to_ids(undecided[1])] = 30.0
+        return logits
+
+    model.ctc_head.register_forward_hook(spell)

@@ -2,11 +2,10 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import tiny_config, tone
+from conftest import spelling_ctc_head, tiny_config, tone
 
 from voxlm.decoding import (
     STOP_LOW_CONFIDENCE,
-    STOP_MAX_TOKENS,
     STOP_REPETITION,
     DecodingOptions,
     Transcript,
@@ -51,25 +50,6 @@ def test_unknown_confidence_method_is_rejected():
         DecodingOptions(word_confidence="median")
 
 
-def test_token_budget_bounds_a_model_that_never_stops():
-    model = VoxLM.from_config(tiny_config()).eval()
-    eos = model.tokenizer.eos_token_id
-    # A model that can never say EOS: only the budget can end it.
-    model.llm.get_output_embeddings().register_forward_hook(
-        lambda module, args, out: out.index_fill(-1, torch.tensor([eos]), -1e9)
-    )
-    options = DecodingOptions(
-        min_confidence=0, max_repeats=0, no_speech_check=False, max_tokens_per_second=5
-    )
-    result = model.transcribe(tone(1.0), sample_rate=16000, options=options)
-    assert result.stop_reason == STOP_MAX_TOKENS
-    audio = torch.from_numpy(tone(1.0))[None]
-    rows = generate(
-        model, model.encode(audio, torch.tensor([16000])), [model.prompt()], [13], options
-    )
-    assert len(rows[0].tokens) == 13 and rows[0].stop_reason == STOP_MAX_TOKENS
-
-
 def test_transcript_to_dict_is_the_documented_format():
     t = Transcript(
         "hi there", (Word("hi", 0.1, 0.3, 0.9), Word("there", 0.3, 0.7, 0.8)), 1.0, "eos"
@@ -83,28 +63,6 @@ def test_transcript_to_dict_is_the_documented_format():
         "audio_duration": 1.0,
         "stop_reason": "eos",
     }
-
-
-def spelling_ctc_head(model: VoxLM, text: str, undecided: tuple[int, str] | None = None) -> None:
-    """Make the CTC head spell ``text`` with certainty: each token for 2 frames, then a blank.
-
-    ``undecided`` (position, other token): that token gets one frame, on which ``other`` is
-    heard just as well, as audio that cannot tell "sea" from "see".
-    """
-    tokens = model.tokenizer(text, add_special_tokens=False).input_ids
-    blank = model.ctc_head.out_features - 1
-    position = undecided[0] if undecided is not None else -1
-
-    def spell(module, args, out):
-        symbols = torch.full(out.shape[:2], blank, dtype=torch.long)
-        for k, token in enumerate(tokens):
-            symbols[:, 3 * k : 3 * k + (1 if k == position else 2)] = token
-        logits = torch.nn.functional.one_hot(symbols, out.shape[-1]).to(out.dtype) * 30.0
-        if undecided is not None:  # one frame: one token or the other
-            logits[:, 3 * position, model.tokenizer.convert_tokens_to_ids(undecided[1])] = 30.0
-        return logits
-
-    model.ctc_head.register_forward_hook(spell)
 
 
 @pytest.mark.parametrize("text", ["all ok", "see me"])

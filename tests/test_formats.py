@@ -14,7 +14,6 @@ THREE_WORDS = Transcript(
     ),
     audio_duration=2.0,
     stop_reason="eos",
-    language="en",
 )
 EMPTY = Transcript(text="", words=(), audio_duration=1.0)
 
@@ -87,7 +86,7 @@ def test_json_and_txt():
 
 def test_verbose_json():
     data = json.loads(write_result(THREE_WORDS, "verbose_json"))
-    assert data["text"] == THREE_WORDS.text and data["language"] == "en"
+    assert data["text"] == THREE_WORDS.text and data["language"] is None
     assert data["duration"] == 2.0
     assert data["words"][1] == {"word": "there,", "start": 0.5, "end": 0.91, "confidence": 0.87}
     assert data["segments"] == [{"id": 0, "start": 0.0, "end": 1.5, "text": "Hello there, world."}]

@@ -2,13 +2,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import tiny_config, tone
-from test_decoding import spelling_ctc_head
+from conftest import spelling_ctc_head, tiny_config, tone
 
 from voxlm.decoding import DecodingOptions
+from voxlm.decoding.words import WordScorer, WordState
 from voxlm.lexicon import Lexicon
+from voxlm.llm import char_tokenizer
 from voxlm.model import VoxLM
 from voxlm.ngram import NGramLM
+from voxlm.text import TokenText
 
 
 def test_a_word_grows_only_along_listed_words():
@@ -68,3 +70,17 @@ def test_a_lexicon_turns_what_ctc_hears_into_listed_words(beam_size):
         options=replace(options, lexicon=lexicon),
     )
     assert listed.text == "see me" and listed.stop_reason == "eos"
+
+
+def test_a_beam_the_lexicon_cannot_serve_keeps_its_word_in_progress():
+    """Where no candidate spells a listed word, all are allowed, and the unfinished word
+    stays as written (it was reset to nothing, so the next words were checked from scratch)."""
+    tokenizer = char_tokenizer()
+    scorer = WordScorer(
+        DecodingOptions(lexicon=Lexicon(["cat"])), TokenText(tokenizer), tokenizer.eos_token_id
+    )
+    z, q, space = tokenizer.convert_tokens_to_ids(["z", "q", "▁"])
+    assert scorer.steps(WordState("xy"), [z, q]) == [([], "xyz"), ([], "xyq")]
+    assert scorer.steps(WordState("xy"), [space]) == [(["xy"], "")]
+    assert scorer.steps(WordState("ca"), [z, q]) == [([], "caz"), ([], "caq")]
+    assert scorer.steps(WordState("ca"), [tokenizer.convert_tokens_to_ids("t")]) == [([], "cat")]

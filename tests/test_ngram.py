@@ -2,8 +2,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_config, tone
-from test_decoding import spelling_ctc_head
+from conftest import spelling_ctc_head, tiny_config, tone
 
 from voxlm.decoding import DecodingOptions
 from voxlm.model import VoxLM

@@ -15,7 +15,6 @@ from voxlm.timestamps import (
     VoxLMTimestamper,
     WhisperTimestamper,
     add_timestamps,
-    piece_word_index,
 )
 
 TEXT = "the quick, brown fox don't stop"
@@ -56,12 +55,6 @@ def whisper_timestamper():
     )
     model = WhisperForConditionalGeneration(config)
     return WhisperTimestamper(model, tokenizer, WhisperFeatureExtractor(feature_size=80))
-
-
-def test_piece_word_index():
-    # a lone space token belongs to the word after it, punctuation to the word it ends
-    index, n = piece_word_index(["", "a", "b", ",", " ", "c", " ", " d"])
-    assert index == [0, 0, 0, 0, 1, 1, 2, 2] and n == 3
 
 
 def test_whisper_timestamper(whisper_timestamper):

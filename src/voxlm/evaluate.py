@@ -20,8 +20,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from voxlm.audio import SAMPLE_RATE, load_audio
-from voxlm.decoding import DecodingOptions, Transcript
-from voxlm.text import normalize_text
+from voxlm.decoding import DecodingOptions
+from voxlm.results import Transcript
+from voxlm.text import align_words, matched_words, normalize_text, normalize_word
 
 if TYPE_CHECKING:
     from voxlm.data.manifest import Utterance, WordTiming
@@ -29,10 +30,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("voxlm")
 
-
-def normalize_word(word: str) -> str:
-    """One word's comparison form: normalised, with any inner split closed ("well-known")."""
-    return normalize_text(word).replace(" ", "")
+__all__ = ["align_words", "matched_words", "normalize_word"]  # defined in voxlm.text
 
 
 def _check_pairs(refs: Sequence[str], hyps: Sequence[str]) -> None:
@@ -64,36 +62,6 @@ def char_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
     errors = out.substitutions + out.deletions + out.insertions
     n_ref = out.hits + out.substitutions + out.deletions
     return errors / n_ref if n_ref else float(errors > 0)
-
-
-def align_words(ref_words: Sequence[str], hyp_words: Sequence[str]) -> list[tuple[int, int]]:
-    """(reference index, hypothesis index) of every word the minimum-edit alignment calls equal.
-
-    Words are compared exactly as given (normalise them first); each must be non-empty and
-    without whitespace, since the alignment works on whitespace-separated words.
-    """
-    for name, words in (("ref_words", ref_words), ("hyp_words", hyp_words)):
-        bad = [w for w in words if not w or any(ch.isspace() for ch in w)]
-        if bad:
-            raise ValueError(f"{name}: words must be non-empty without whitespace, got {bad[:3]}")
-    if not ref_words or not hyp_words:
-        return []
-    out = jiwer.process_words(" ".join(ref_words), " ".join(hyp_words))
-    pairs = []
-    for chunk in out.alignments[0]:
-        if chunk.type == "equal":
-            n = chunk.ref_end_idx - chunk.ref_start_idx
-            pairs.extend((chunk.ref_start_idx + k, chunk.hyp_start_idx + k) for k in range(n))
-    return pairs
-
-
-def matched_words(ref_words: Sequence[str], hyp_words: Sequence[str]) -> list[tuple[int, int]]:
-    """align_words on normalised words; words that normalise to nothing are left out."""
-    ref = [(i, normalize_word(w)) for i, w in enumerate(ref_words)]
-    hyp = [(j, normalize_word(w)) for j, w in enumerate(hyp_words)]
-    ref, hyp = [x for x in ref if x[1]], [x for x in hyp if x[1]]
-    pairs = align_words([w for _, w in ref], [w for _, w in hyp])
-    return [(ref[i][0], hyp[j][0]) for i, j in pairs]
 
 
 def onset_errors(ref_timed: Sequence[WordTiming], hyp: Transcript) -> list[float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from voxlm.decoding import Transcript, Word
+from voxlm.results import Transcript, Word
 
 FORMATS = ("json", "txt", "srt", "vtt", "verbose_json")
 
@@ -92,10 +92,14 @@ def _vtt(cues: list[Cue]) -> str:
 
 
 def _verbose_json(transcript: Transcript, cues: list[Cue]) -> dict:
-    """OpenAI's verbose_json layout, with each word's confidence added."""
+    """OpenAI's verbose_json layout, with each word's confidence added.
+
+    VoxLM does not detect the language, so ``language`` is null unless the caller (the HTTP
+    server, from its request) fills it in.
+    """
     return {
         "task": "transcribe",
-        "language": transcript.language,
+        "language": None,
         "duration": transcript.audio_duration,
         "text": transcript.text,
         "segments": [

@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Iterable
 from pathlib import Path
 
-from voxlm.text import normalize_text
+from voxlm.text import normalize_text, split_words
 
 
 class Lexicon:
@@ -64,16 +64,3 @@ class Lexicon:
     def can_end(self, partial: str) -> bool:
         """Whether a transcript whose unfinished word is ``partial`` may end here."""
         return not partial or partial in self._set
-
-
-def split_words(partial: str, piece: str) -> tuple[list[str], str]:
-    """The words that ``piece`` finishes when appended to text ending in the unfinished word
-    ``partial``, and the unfinished word after it (lowercased, as ``Lexicon`` compares)."""
-    finished = []
-    for ch in piece.lower():
-        if ch.isalnum() or ch == "'":
-            partial += ch
-        elif partial:
-            finished.append(partial)
-            partial = ""
-    return finished, partial

@@ -1,37 +1,39 @@
 """VoxLM: audio encoder -> projector -> LLM, with an aligner for word times.
 
-The model owns the training forward (cross-entropy on transcript tokens, optional CTC on the
-encoder output, optional aligner loss toward word spans), the sequence layout shared by training
-and generation, and save/load. Decoding lives in ``decoding.py``, long audio and result
-assembly in ``transcribe.py``.
+The model composes the network and is the one place that runs the LLM: ``assemble`` lays out
+[prompt][audio][transcript] sequences, ``prefill`` / ``step`` serve decoding, ``forward`` is the
+training loss (cross-entropy on transcript tokens, optional CTC on the encoder output, optional
+aligner loss toward word spans) and ``aligner_attention`` the timing pass. What its labels are
+(``voxlm.labels``), how it searches (``voxlm.decoding``), how attention becomes word times
+(``voxlm.timing``) and what a saved model holds (``voxlm.weights``) live in their own modules.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from voxlm.alignment import Aligner, alignment_loss, span_targets
-from voxlm.config import ModelConfig, _build, get_config, resolve_variant
+from voxlm import weights
+from voxlm.aligner import Aligner, alignment_loss
+from voxlm.config import ModelConfig, get_config, resolve_variant
 from voxlm.ctc import span_ctc_loss
-from voxlm.encoder import ENCODER_FRAME_SECONDS, AudioEncoder
+from voxlm.encoder import AudioEncoder
+from voxlm.labels import alignment_targets, span_ctc_spans
 from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenizer, torch_dtype
 from voxlm.projector import Projector
+from voxlm.text import TokenText
 
 logger = logging.getLogger("voxlm")
 
-CONFIG_FILE = "voxlm_config.json"
-WEIGHTS_FILE = "model.safetensors"
-BOUNDARY_FRAMES = 2  # a whitespace token's aligner target: this many frames before the onset
+# Kept importable from here for code written against earlier versions.
+CONFIG_FILE, WEIGHTS_FILE = weights.CONFIG_FILE, weights.WEIGHTS_FILE
+check_weight_names = weights.check_weight_names
 
 
 @dataclass
@@ -77,6 +79,7 @@ class VoxLM(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
+        self.token_text = TokenText(tokenizer)
         self.encoder = encoder
         d_llm = llm.get_input_embeddings().embedding_dim
         self.projector = Projector(
@@ -95,7 +98,7 @@ class VoxLM(nn.Module):
             encoder.requires_grad_(False)
         self._prompts: dict[str, Prompt] = {}
 
-    # ---- construction -------------------------------------------------------------------------
+    # ---- construction and saving ----------------------------------------------------------------
     @classmethod
     def from_config(
         cls, config: ModelConfig | str, tokenizer_path: str | Path | None = None
@@ -123,71 +126,34 @@ class VoxLM(nn.Module):
         """
         path = Path(name_or_path)
         if path.is_dir():
-            config_file = path / CONFIG_FILE
-            if not config_file.is_file():
-                raise ValueError(f"{path}: not a VoxLM model directory (no {CONFIG_FILE})")
-            config = _build(ModelConfig, json.loads(config_file.read_text()), "model")
+            config, state = weights.read_model_directory(path)
             model = cls.from_config(config, tokenizer_path=path)
-            model.load_trained_state(load_file(path / WEIGHTS_FILE), source=str(path))
-            return model.eval()
-        if path.suffix in (".pt", ".pth", ".bin"):
-            if not path.is_file():
-                raise FileNotFoundError(f"checkpoint not found: {path}")
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
-                raise ValueError(f"{path}: expected a dict with 'model_state_dict'")
-            config = config or _checkpoint_config(checkpoint, path)
+        elif path.suffix in (".pt", ".pth", ".bin"):
+            config, state = weights.read_checkpoint_file(path, config)
             model = cls.from_config(config)
-            model.load_trained_state(checkpoint["model_state_dict"], source=str(path))
-            return model.eval()
-        try:
-            variant = resolve_variant(str(name_or_path))
-        except ValueError:
-            raise ValueError(
-                f"{name_or_path!r} is neither a model directory, a .pt checkpoint, nor a variant"
-            ) from None
-        return cls.from_config(config or get_config(variant).model).eval()
-
-    # ---- save / load ----------------------------------------------------------------------------
-    def _saved_prefixes(self) -> tuple[str, ...] | None:
-        """Which weights a checkpoint carries: None means all of them.
-
-        Pretrained backbones that were not trained are rebuilt from their hub name on load, so a
-        voxlm-9b checkpoint holds the projector, aligner and LoRA adapters, not 9 B weights.
-        """
-        if self.config.audio_encoder_config is not None or not self.config.freeze_encoder:
-            return None
-        if self.config.llm_config is not None or not self.config.use_lora:
-            return None
-        return ("projector.", "aligner.", "ctc_head.")
+        else:
+            try:
+                variant = resolve_variant(str(name_or_path))
+            except ValueError:
+                raise ValueError(
+                    f"{name_or_path!r} is neither a model directory, a .pt checkpoint, nor a variant"
+                ) from None
+            return cls.from_config(config or get_config(variant).model).eval()
+        model.load_trained_state(state, source=str(path))
+        return model.eval()
 
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
-        prefixes = self._saved_prefixes()
-        state = self.state_dict()
-        if prefixes is None:
-            return state
-        return {k: v for k, v in state.items() if k.startswith(prefixes) or "lora_" in k}
+        """The weights a saved model holds (``voxlm.weights.is_saved``)."""
+        return weights.trained_state_dict(self)
 
     def load_trained_state(self, state: dict[str, torch.Tensor], source: str) -> None:
-        """Load weights, failing with the names of any missing or unexpected tensors."""
-        expected = set(self.trained_state_dict())
-        missing = sorted(expected - set(state))
-        unexpected = sorted(set(state) - set(self.state_dict()))
-        check_weight_names(source, "the model config", missing, unexpected)
-        self.load_state_dict(state, strict=False)
+        weights.load_trained_state(self, state, source)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config, trained weights (safetensors) and tokenizer; the directory reloads."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.trained_state_dict().items()}
-        tmp = directory / (WEIGHTS_FILE + ".tmp")
-        save_file(_untie(state), tmp)
-        tmp.replace(directory / WEIGHTS_FILE)
-        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
-        self.tokenizer.save_pretrained(directory)
+        weights.save_pretrained(self, directory)
 
-    # ---- forward ---------------------------------------------------------------------------------
+    # ---- the audio path ---------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self.projector.down.weight.device
@@ -215,7 +181,7 @@ class VoxLM(nn.Module):
         before did not (a token held over 3 frames counts once): summing non-blank mass instead
         overcounts by about 40%. Giving the embedding that token's position makes the monotonic
         alignment a matter of relative position, which attention finds at once; a from-scratch
-        LLM otherwise has to discover where it is in the audio by content (BENCHMARKS.md).
+        LLM otherwise has to discover where it is in the audio by content.
         """
         k = self.config.projector_stack
         previous = nn.functional.pad(probs[:, :-1], (0, 0, 1, 0))  # [B, T, V] frame t - 1
@@ -232,7 +198,7 @@ class VoxLM(nn.Module):
         (blank frames add ~nothing), so the LLM can copy from the audio as it would from text.
         They are scaled by sqrt(E), as Transformers scale input embeddings: unscaled, a tiny
         LLM's token embeddings (norm ~1) drown in the projector's output (norm ~40 once
-        trained), and the LLM was much slower to start reading them (BENCHMARKS.md, P2 vs P4).
+        trained), and the LLM is much slower to start reading them (measured in BENCHMARKS.md).
         """
         weight = self.llm.get_input_embeddings().weight  # [V', E]
         tokens = (
@@ -259,54 +225,86 @@ class VoxLM(nn.Module):
         and text follow the prefix, and each audio embedding takes the position of the token
         that predicts the one it holds, so the two meet at relative position 0.
         """
-        embed = self.llm.get_input_embeddings()
-        rows, labels, positions, text_positions = [], [], [], []
-        for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
-            n_audio = int(audio.embed_mask[i].sum())
-            ids = torch.tensor(
-                [*prompt.prefix, *prompt.suffix, *text], dtype=torch.long, device=self.device
-            )
-            tokens = embed(ids)  # [P + Q + X, E]
-            n_prefix = len(prompt.prefix)
-            rows.append(
-                torch.cat(
-                    [
-                        tokens[:n_prefix],
-                        audio.embeds[i, :n_audio].to(tokens.dtype),
-                        tokens[n_prefix:],
-                    ]
-                )
-            )  # [P + N + Q + X, E]
-            n_suffix = len(prompt.suffix)
-            if audio.token_index is None:
-                positions.append(torch.arange(rows[-1].shape[0], device=self.device))
-                text_positions.append(rows[-1].shape[0] - len(text))
-            else:
-                order = torch.arange(n_prefix + n_suffix + len(text), device=self.device)
-                heard = audio.token_index[i, :n_audio] + n_prefix + n_suffix - 1
-                positions.append(
-                    torch.cat([order[:n_prefix], heard.clamp(min=0), order[n_prefix:]])
-                )
-                text_positions.append(n_prefix + n_suffix)
-            label = torch.full((rows[-1].shape[0],), -100, dtype=torch.long, device=self.device)
-            if text:
-                label[-len(text) :] = torch.tensor(text, device=self.device)
-            labels.append(label)
-        length = max(r.shape[0] for r in rows)
-        b, e = len(rows), rows[0].shape[-1]
-        embeds = rows[0].new_zeros(b, length, e)
+        rows = [
+            self._row(audio, i, prompt, text)
+            for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True))
+        ]
+        length = max(r[0].shape[0] for r in rows)
+        b, e = len(rows), rows[0][0].shape[-1]
+        embeds = rows[0][0].new_zeros(b, length, e)
         mask = torch.zeros(b, length, dtype=torch.long, device=self.device)
         label_out = torch.full((b, length), -100, dtype=torch.long, device=self.device)
         position_ids = torch.zeros(b, length, dtype=torch.long, device=self.device)
         text_start = torch.empty(b, dtype=torch.long, device=self.device)
-        text_position = torch.tensor(text_positions, dtype=torch.long, device=self.device)
-        for i, (row, label, pos) in enumerate(zip(rows, labels, positions, strict=True)):
+        text_position = torch.tensor([r[3] for r in rows], dtype=torch.long, device=self.device)
+        for i, (row, label, pos, _) in enumerate(rows):
             embeds[i, length - row.shape[0] :] = row
             mask[i, length - row.shape[0] :] = 1
             label_out[i, length - row.shape[0] :] = label
             position_ids[i, length - row.shape[0] :] = pos
             text_start[i] = length - len(texts[i])
         return Sequence(embeds, mask, position_ids, label_out, text_start, text_position)
+
+    def _row(
+        self, audio: AudioFeatures, i: int, prompt: Prompt, text: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """One example's embeddings [P + N + Q + X, E], labels, position ids, and the position
+        of its first transcript token."""
+        n_audio = int(audio.embed_mask[i].sum())
+        ids = torch.tensor(
+            [*prompt.prefix, *prompt.suffix, *text], dtype=torch.long, device=self.device
+        )
+        tokens = self.llm.get_input_embeddings()(ids)  # [P + Q + X, E]
+        n_prefix, n_suffix = len(prompt.prefix), len(prompt.suffix)
+        row = torch.cat(
+            [tokens[:n_prefix], audio.embeds[i, :n_audio].to(tokens.dtype), tokens[n_prefix:]]
+        )  # [P + N + Q + X, E]
+        if audio.token_index is None:
+            positions = torch.arange(row.shape[0], device=self.device)
+            text_position = row.shape[0] - len(text)
+        else:
+            order = torch.arange(n_prefix + n_suffix + len(text), device=self.device)
+            heard = audio.token_index[i, :n_audio] + n_prefix + n_suffix - 1
+            positions = torch.cat([order[:n_prefix], heard.clamp(min=0), order[n_prefix:]])
+            text_position = n_prefix + n_suffix
+        label = torch.full((row.shape[0],), -100, dtype=torch.long, device=self.device)
+        if text:
+            label[-len(text) :] = torch.tensor(text, device=self.device)
+        return row, label, positions, text_position
+
+    # ---- running the LLM ---------------------------------------------------------------------------
+    def _run_llm(self, seq: Sequence, **kwargs: Any) -> Any:
+        """The LLM over an assembled sequence, in the Hugging Face call convention."""
+        return self.llm(
+            inputs_embeds=seq.embeds,
+            attention_mask=seq.attention_mask,
+            position_ids=seq.position_ids,
+            **kwargs,
+        )
+
+    def prefill(self, seq: Sequence) -> tuple[Any, torch.Tensor]:
+        """Run the prompt and audio of a sequence with no transcript yet: (KV cache, the
+        next-token logits [B, V])."""
+        out = self._run_llm(seq, use_cache=True, logits_to_keep=1)
+        return out.cache, out.logits[:, -1]
+
+    def step(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Any,
+    ) -> tuple[Any, torch.Tensor]:
+        """Feed one token per row (tokens [B], attention mask [B, L + 1], positions [B, 1]) on top
+        of ``cache``: (the grown cache, next-token logits [B, V])."""
+        out = self.llm(
+            inputs_embeds=self.llm.get_input_embeddings()(tokens[:, None]),
+            attention_mask=attention_mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+        )
+        return out.cache, out.logits[:, -1]
 
     @torch.no_grad()
     def aligner_attention(
@@ -318,19 +316,13 @@ class VoxLM(nn.Module):
         states it was trained on, whether the tokens were generated or given.
         """
         seq = self.assemble(audio, prompts, [[*t, self.tokenizer.eos_token_id] for t in tokens])
-        out = self.llm(
-            inputs_embeds=seq.embeds,
-            attention_mask=seq.attention_mask,
-            position_ids=seq.position_ids,
-            output_hidden_states=True,
-            use_cache=False,
-            logits_to_keep=1,
-        )
+        out = self._run_llm(seq, output_hidden_states=True, use_cache=False, logits_to_keep=1)
         lengths = [len(t) for t in tokens]
         queries = text_states(out.hidden_states[-1], [max(n, 1) for n in lengths])  # [B, X, E]
         log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, X, T]
         return [a[:n] for a, n in zip(log_attn, lengths, strict=True)]
 
+    # ---- training ------------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Transcript token ids, each followed by EOS (what the model learns to stop with)."""
         ids = self.tokenizer(list(texts), add_special_tokens=False).input_ids
@@ -344,17 +336,16 @@ class VoxLM(nn.Module):
         alignment_weight: float = 0.0,
         span_ctc_weight: float = 0.0,
     ) -> VoxLMOutput:
-        """The training loss on a batch (see CONTRACT batch format in ``data.batching``)."""
+        """The training loss on a batch (the batch dict of ``voxlm.data.batching``)."""
         audio = self.encode(batch["audio"].to(self.device), batch["audio_lengths"].to(self.device))
         texts = self.tokenize(batch["texts"])
+        words = batch.get("words") or [None] * len(texts)
         terms: dict[str, torch.Tensor] = {}
         if ce_weight or alignment_weight:
             seq = self.assemble(audio, [self.prompt()] * len(texts), texts)
             keep = max(len(t) for t in texts) + 1  # text positions and the one before them
-            out = self.llm(
-                inputs_embeds=seq.embeds,
-                attention_mask=seq.attention_mask,
-                position_ids=seq.position_ids,
+            out = self._run_llm(
+                seq,
                 output_hidden_states=alignment_weight > 0,
                 logits_to_keep=keep,
                 use_cache=False,
@@ -366,98 +357,46 @@ class VoxLM(nn.Module):
                     logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
                 )
             if alignment_weight:
-                terms["alignment"] = self._alignment_loss(out.hidden_states[-1], seq, audio, batch)
+                terms["alignment"] = self._alignment_loss(
+                    out.hidden_states[-1], audio, texts, words
+                )
         if ctc_weight:
             terms["ctc"] = self._ctc_loss(audio, texts)
         if span_ctc_weight:
-            terms["span_ctc"] = self._span_ctc_loss(audio, texts, batch)
-        weights = {
+            assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
+            spans = span_ctc_spans(
+                self.token_text, [t[:-1] for t in texts], words, audio.mask.sum(1).tolist()
+            )
+            terms["span_ctc"] = span_ctc_loss(audio.ctc_log_probs, spans)
+        weights_of = {
             "ce": ce_weight,
             "ctc": ctc_weight,
             "alignment": alignment_weight,
             "span_ctc": span_ctc_weight,
         }
-        loss = sum(weights[k] * v for k, v in terms.items())
+        loss = sum(weights_of[k] * v for k, v in terms.items())
         return VoxLMOutput(loss, {k: float(v.detach()) for k, v in terms.items()})
 
     def _alignment_loss(
-        self, hidden: torch.Tensor, seq: Sequence, audio: AudioFeatures, batch: dict[str, Any]
+        self,
+        hidden: torch.Tensor,
+        audio: AudioFeatures,
+        texts: list[list[int]],
+        words: list[Any],
     ) -> torch.Tensor:
         """Cross-entropy of the aligner's attention toward each token's word frames."""
-        words = batch.get("words") or [None] * len(batch["texts"])
-        target, token_mask, lengths = self.alignment_targets(
-            batch["texts"], words, audio.hidden.shape[1], audio.mask.sum(1).tolist()
+        target, token_mask, lengths = alignment_targets(
+            self.token_text,
+            [t[:-1] for t in texts],
+            words,
+            audio.hidden.shape[1],
+            audio.mask.sum(1).tolist(),
         )
         if not token_mask.any():
             return hidden.sum() * 0.0
         queries = text_states(hidden, lengths)  # [B, X, E]
         log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, X, T]
         return alignment_loss(log_attn, target.to(log_attn.device), token_mask.to(log_attn.device))
-
-    def alignment_targets(
-        self,
-        texts: list[str],
-        words: list[list[dict] | None],
-        n_frames: int,
-        valid_frames: list[int],
-    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """The aligner's target attention [B, X, T] over 20 ms frames, which tokens [B, X] have
-        one, and each row's number of tokens.
-
-        Each token of a word attends uniformly over the word's frames. A token of whitespace
-        alone (a character tokenizer's space) attends to the frames just before its word's
-        onset instead: aimed at the whole word, it took the word's first frames from the first
-        letter, and onsets came out late (demo: +52 ms bias, MAE 72 ms; with this, 31 ms).
-        """
-        token_words, word_frames = [], []
-        for text, utterance_words in zip(texts, words, strict=True):
-            index = self.token_word_index(text, utterance_words)
-            frames = [
-                (
-                    int(w["start"] / ENCODER_FRAME_SECONDS),
-                    math.ceil(w["end"] / ENCODER_FRAME_SECONDS),
-                )
-                for w in (utterance_words or [])
-            ]
-            for j in self._whitespace_tokens(text):
-                if index[j] >= 0:
-                    onset = frames[index[j]][0]
-                    frames.append((max(onset - BOUNDARY_FRAMES, 0), max(onset, 1)))
-                    index[j] = len(frames) - 1
-            token_words.append(index)
-            word_frames.append(frames)
-        target, token_mask = span_targets(token_words, word_frames, n_frames, valid_frames)
-        return target, token_mask, [len(t) for t in token_words]
-
-    def _whitespace_tokens(self, text: str) -> list[int]:
-        """Indices of the tokens of ``text`` that are whitespace only.
-
-        By their decoded text, not their offsets: a prefix space the tokenizer adds (the
-        character tokenizer's, SentencePiece's) has the offsets of the first letter.
-        """
-        ids = self.tokenizer(text, add_special_tokens=False).input_ids
-        return [j for j, i in enumerate(ids) if not self.tokenizer.decode([i]).strip()]
-
-    def token_word_index(self, text: str, words: list[dict] | None) -> list[int]:
-        """Index of the word each transcript token belongs to, padded to the right by EOS.
-
-        A token that covers only whitespace belongs to the word after it, as at inference.
-        Returns -1 for every token when the timed words do not match the text's words.
-        """
-        ids = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        spans = _word_char_spans(text)
-        if words is None or len(words) != len(spans):
-            return [-1] * len(ids.input_ids)
-        index = []
-        for start, end in ids.offset_mapping:
-            covering = [
-                w for w, (s, e) in enumerate(spans) if s < max(end, start + 1) and start < e
-            ]
-            following = [w for w, (s, _) in enumerate(spans) if s >= start]
-            index.append(
-                covering[0] if covering else (following[0] if following else len(spans) - 1)
-            )
-        return index
 
     def _ctc_loss(self, audio: AudioFeatures, texts: list[list[int]]) -> torch.Tensor:
         assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
@@ -472,48 +411,11 @@ class VoxLM(nn.Module):
             zero_infinity=True,
         )
 
-    def _span_ctc_loss(
-        self, audio: AudioFeatures, texts: list[list[int]], batch: dict[str, Any]
-    ) -> torch.Tensor:
-        """``ctc.span_ctc_loss`` over every timed word of the batch.
-
-        A word's span starts BOUNDARY_FRAMES before its onset, where the space token before it
-        is aimed, as in the aligner's targets, and ends as many frames after its end (slack for
-        a timing a frame off). Utterances whose timed words do not match their text, and words
-        too short for their tokens, are left out.
-        """
-        assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
-        valid = audio.mask.sum(1).tolist()
-        words = batch.get("words") or [None] * len(texts)
-        spans = []
-        for row, (text, ids, timed) in enumerate(zip(batch["texts"], texts, words, strict=True)):
-            if not timed:
-                continue
-            index = self.token_word_index(text, timed)
-            for j, word in enumerate(timed):
-                tokens = [t for t, w in zip(ids[:-1], index, strict=True) if w == j]  # no EOS
-                start = max(int(word["start"] / ENCODER_FRAME_SECONDS) - BOUNDARY_FRAMES, 0)
-                end = math.ceil(word["end"] / ENCODER_FRAME_SECONDS) + BOUNDARY_FRAMES
-                end = min(end, valid[row])
-                if tokens and end - start >= len(tokens):
-                    spans.append((row, start, end, tokens))
-        return span_ctc_loss(audio.ctc_log_probs, spans)
-
     def transcribe(self, audio: Any, **kwargs: Any) -> Any:
         """See ``voxlm.transcribe.transcribe``."""
         from voxlm.transcribe import transcribe
 
         return transcribe(self, audio, **kwargs)
-
-
-def check_weight_names(source: str, what: str, missing: list[str], unexpected: list[str]) -> None:
-    """Raise a ValueError naming (a few of) the missing and unexpected tensors, if any."""
-    if missing or unexpected:
-        raise ValueError(
-            f"{source}: weights do not match {what}: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-        )
 
 
 def text_states(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
@@ -526,36 +428,4 @@ def text_states(hidden: torch.Tensor, lengths: list[int]) -> torch.Tensor:
     out = hidden.new_zeros(b, max(lengths), e)
     for i, n in enumerate(lengths):
         out[i, :n] = hidden[i, length - 1 - n : length - 1]
-    return out
-
-
-def _word_char_spans(text: str) -> list[tuple[int, int]]:
-    spans, start = [], None
-    for i, ch in enumerate(text + " "):
-        if ch.isspace() and start is not None:
-            spans.append((start, i))
-            start = None
-        elif not ch.isspace() and start is None:
-            start = i
-    return spans
-
-
-def _checkpoint_config(checkpoint: dict, path: Path) -> ModelConfig:
-    values = checkpoint.get("config")
-    if isinstance(values, dict):
-        values = values.get("model", values)
-        known = {k: v for k, v in values.items() if k in ModelConfig.__dataclass_fields__}
-        base = get_config(known["name"]).model if known.get("name") else ModelConfig()
-        return _build(ModelConfig, {**asdict(base), **known}, "model")
-    raise ValueError(f"{path}: holds no 'config'; pass config=ModelConfig(...) to from_pretrained")
-
-
-def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """safetensors refuses tensors that share memory (tied embeddings): store copies."""
-    seen: set[int] = set()
-    out = {}
-    for key, value in state.items():
-        ptr = value.untyped_storage().data_ptr()
-        out[key] = value.clone() if ptr in seen else value
-        seen.add(ptr)
     return out

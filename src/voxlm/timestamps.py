@@ -14,7 +14,6 @@ reliable than transcribing and matching, which loses every word the model would 
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,11 +23,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from voxlm.alignment import median_filter, token_spans
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.data.manifest import Utterance, WordTiming, read_manifest, write_manifest
 from voxlm.encoder import ENCODER_FRAME_SECONDS, encoder_frames
-from voxlm.transcribe import token_pieces
+from voxlm.labels import token_word_index
+from voxlm.text import TokenText, piece_word_index
+from voxlm.timing import median_filter, timing_tokens, token_spans
 
 if TYPE_CHECKING:
     from voxlm.model import VoxLM
@@ -46,55 +46,22 @@ class Timestamper(Protocol):
     def __call__(self, audio: np.ndarray, text: str) -> list[WordTiming]: ...
 
 
-def _is_lexical(piece: str) -> bool:
-    """Whether a token's text carries sound: not only whitespace, not only punctuation."""
-    stripped = piece.strip()
-    return bool(stripped) and not all(unicodedata.category(c).startswith("P") for c in stripped)
-
-
-def piece_word_index(pieces: Sequence[str]) -> tuple[list[int], int]:
-    """Word index of each token from its decoded text, and the number of words.
-
-    Words are the whitespace-separated runs of the joined text. A token belongs to the word of
-    its first non-space character; a token of only whitespace (or no text) belongs to the word
-    after it, as in ``VoxLM.token_word_index``.
-    """
-    text = "".join(pieces)
-    char_word, word, previous_space = [], -1, True
-    for ch in text:
-        if ch.isspace():
-            char_word.append(-1)
-        else:
-            word += previous_space
-            char_word.append(word)
-        previous_space = ch.isspace()
-    n_words = word + 1
-    index, position = [], 0
-    for piece in pieces:
-        end = position + len(piece)
-        # the first word at or after the token's first character: its own, else the next one
-        index.append(next((w for w in char_word[position:] if w >= 0), n_words - 1))
-        position = end
-    return index, n_words
-
-
 def word_timings(
     words: Sequence[str],
     token_word: Sequence[int],
-    lexical: Sequence[bool],
+    pieces: Sequence[str],
     spans: np.ndarray,
     duration: float,
 ) -> list[WordTiming]:
     """Tokens' spans (N, 2) in seconds -> each word's (word, start, end), clipped to duration.
 
-    A word's time comes from its lexical tokens only (see ``tokens_to_words``: DTW gives a
-    space or punctuation token the pause around the word); a word with none uses all its tokens.
-    The spans come from one monotonic DTW path, so the words' times never go backwards.
+    A word's time comes from its tokens as ``timing.timing_tokens`` picks them, as at
+    inference. The spans come from one monotonic DTW path, so the times never go backwards.
     """
     out = []
     for w, word in enumerate(words):
         tokens = [j for j, k in enumerate(token_word) if k == w]
-        timed = [j for j in tokens if lexical[j]] or tokens
+        timed = timing_tokens(tokens, list(pieces)) if tokens else []
         if not timed:
             raise ValueError(f"word {w} ({word!r}) has no tokens; cannot time it")
         start = float(np.clip(spans[timed[0], 0], 0.0, duration))
@@ -137,6 +104,7 @@ class WhisperTimestamper:
             model.set_attn_implementation("eager")  # fused attention returns no weights
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.token_text = TokenText(tokenizer)
         self.feature_extractor = feature_extractor
         if prefix is None:
             prefix = getattr(tokenizer, "prefix_tokens", None) or [
@@ -195,7 +163,7 @@ class WhisperTimestamper:
         if duration > max_seconds:
             raise ValueError(f"audio is {duration:.1f} s, longer than Whisper's {max_seconds} s")
         tokens = self.tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
-        pieces = token_pieces(self.tokenizer, tokens)
+        pieces = self.token_text.pieces(tokens)
         token_word, n_words = piece_word_index(pieces)
         if n_words != len(words):
             raise ValueError(f"tokenizer gives {n_words} words for {len(words)}: {text!r}")
@@ -219,8 +187,7 @@ class WhisperTimestamper:
         weights = ((weights - mean) / std.clamp(min=1e-8)).cpu().numpy()
         matrix = median_filter(weights, self.median_filter_width).mean(0)  # [tokens + 1, frames]
         spans = token_spans(matrix, n_frames, median_width=1) * ENCODER_FRAME_SECONDS
-        lexical = [_is_lexical(p) for p in pieces]
-        return word_timings(words, token_word, lexical, spans[: len(tokens)], duration)
+        return word_timings(words, token_word, pieces, spans[: len(tokens)], duration)
 
 
 class VoxLMTimestamper:
@@ -228,7 +195,7 @@ class VoxLMTimestamper:
 
     The same pass as inference (``VoxLM.aligner_attention``) with the reference tokens in
     place of generated ones, and the tokens mapped to words as in training
-    (``VoxLM.token_word_index``), so the times are what phase 2 would learn from.
+    (``labels.token_word_index``), so the times are what phase 2 would learn from.
     """
 
     def __init__(self, model: VoxLM, median_filter_width: int = 3) -> None:
@@ -250,8 +217,9 @@ class VoxLMTimestamper:
             wave.to(model.device), torch.tensor([wave.shape[1]], device=model.device)
         )
         ids = model.tokenize([text])[0]  # transcript tokens then EOS
-        token_word = model.token_word_index(text, [{"word": w} for w in words])
-        if len(token_word) != len(ids) - 1 or min(token_word, default=-1) < 0:
+        pieces = model.token_text.pieces(ids[:-1])
+        token_word = token_word_index(pieces, [{"word": w} for w in words])
+        if min(token_word, default=-1) < 0:
             raise ValueError(f"cannot map the tokens of {text!r} to its {len(words)} words")
         log_attn = model.aligner_attention(features, [model.prompt()], [ids[:-1]])  # [[X, T]]
         n_frames = int(features.mask[0].sum())
@@ -261,8 +229,7 @@ class VoxLMTimestamper:
             self.median_filter_width,
             edge_silence=True,
         )
-        lexical = [_is_lexical(p) for p in token_pieces(model.tokenizer, ids[:-1])]
-        return word_timings(words, token_word, lexical, spans * ENCODER_FRAME_SECONDS, duration)
+        return word_timings(words, token_word, pieces, spans * ENCODER_FRAME_SECONDS, duration)
 
 
 @dataclass(frozen=True)

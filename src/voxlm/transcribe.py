@@ -10,18 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from voxlm.alignment import token_spans, tokens_to_words, word_posteriors
 from voxlm.audio import SAMPLE_RATE, load_audio
-from voxlm.decoding import (
-    STOP_EOS,
-    STOP_NO_SPEECH,
-    Decoded,
-    DecodingOptions,
-    Transcript,
-    Word,
-    generate,
-)
+from voxlm.decoding import Decoded, DecodingOptions, generate
 from voxlm.encoder import ENCODER_FRAME_SECONDS
+from voxlm.results import STOP_EOS, STOP_NO_SPEECH, Transcript, Word
+from voxlm.timing import token_spans, tokens_to_words, word_posteriors
 from voxlm.vad import has_speech, split_points
 
 if TYPE_CHECKING:
@@ -30,6 +23,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("voxlm")
 
 MIN_NEW_TOKENS = 8  # token budget floor, so a very short clip can still say a word or two
+# The budget with max_tokens_per_second off: the LLM's context, where its config states one.
+DEFAULT_CONTEXT = 4096
 
 
 @dataclass(frozen=True)
@@ -105,16 +100,21 @@ def _decode_batch(
         audio[i, : len(w.audio)] = torch.from_numpy(w.audio)
     features = model.encode(audio.to(model.device), lengths.to(model.device))
     prompts = [model.prompt(instruction)] * len(windows)
-    budgets = [
-        math.ceil(options.max_tokens_per_second * len(w.audio) / SAMPLE_RATE) + MIN_NEW_TOKENS
-        for w in windows
-    ]
+    budgets = [token_budget(model, len(w.audio) / SAMPLE_RATE, options) for w in windows]
     decoded = generate(model, features, prompts, budgets, options)
     log_attn = model.aligner_attention(features, prompts, [d.tokens for d in decoded])
     return [
         _words(model, d, a.float().cpu().numpy(), int(n), w, options)
         for d, a, n, w in zip(decoded, log_attn, features.mask.sum(1), windows, strict=True)
     ]
+
+
+def token_budget(model: VoxLM, seconds: float, options: DecodingOptions) -> int:
+    """The most tokens a window may take: ``max_tokens_per_second`` of its audio (and a few
+    for very short clips), or with that rule off (0) whatever the LLM's context holds."""
+    if options.max_tokens_per_second > 0:
+        return math.ceil(options.max_tokens_per_second * seconds) + MIN_NEW_TOKENS
+    return getattr(model.llm.config, "max_position_embeddings", None) or DEFAULT_CONTEXT
 
 
 def _words(
@@ -132,7 +132,7 @@ def _words(
     spans = spans * ENCODER_FRAME_SECONDS
     spans = np.clip(spans, 0.0, duration) + window.offset
     words = tokens_to_words(
-        token_pieces(model.tokenizer, decoded.tokens),
+        model.token_text.pieces(decoded.tokens),
         decoded.probs,
         [tuple(s) for s in spans.tolist()],
         options.word_confidence,
@@ -144,24 +144,6 @@ def _words(
             replace(w, confidence=w.confidence * p) for w, p in zip(words, posteriors, strict=True)
         ]
     return Transcript(" ".join(w.word for w in words), tuple(words), duration, decoded.stop_reason)
-
-
-def token_pieces(tokenizer, tokens: list[int]) -> list[str]:
-    """The text each token adds to the decoded transcript (leading space = new word).
-
-    Decoding prefixes works for every tokenizer family (SentencePiece, byte-level BPE, the
-    character tokenizer); a token that ends inside a multi-byte character adds "" and the
-    character lands on the next token.
-    """
-    pieces, previous = [], ""
-    for k in range(1, len(tokens) + 1):
-        text = tokenizer.decode(tokens[:k], clean_up_tokenization_spaces=False)
-        if text.endswith("\ufffd") or not text.startswith(previous):
-            pieces.append("")
-            continue
-        pieces.append(text[len(previous) :])
-        previous = text
-    return pieces
 
 
 def _join(parts: list[Transcript], n_samples: int) -> Transcript:

@@ -1,0 +1,79 @@
+"""How decoding searches and when it stops itself: one frozen dataclass, checked once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from voxlm.lexicon import Lexicon
+    from voxlm.ngram import NGramLM
+
+CONFIDENCE_METHODS = ("geometric", "mean", "min")  # see timing.word_confidence
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How generation runs and when it stops itself. Every stop rule can be switched off with 0.
+
+    Stop rules: a token-probability floor of 0.25 over 8 tokens catches the drift into text the
+    audio does not support; 4 back-to-back copies of any n-gram (n <= 16 tokens) is the classic
+    "the the the" loop; 30 tokens per second is above fast speech even in characters (espeak-ng
+    at 210 wpm gives ~20 chars/s), so it only fires on runaway output.
+
+    ``ctc_weight`` > 0 lets a model with a CTC head vote on every token (joint CTC/LLM decoding,
+    see ``voxlm.ctc``): each of the LLM's ``ctc_candidates`` best next tokens is scored by
+    (1 - w) log p_LLM + w log p_CTC(transcript so far + token), and a token's probability (for
+    confidence and the low-confidence stop) is the softmax of these scores over the candidates:
+    where the LLM and CTC disagree, the token is unsure. A model without a CTC head decodes with
+    the LLM alone.
+
+    ``beam_size`` > 1 searches (``voxlm.decoding.search``); ``lexicon`` keeps the transcript to
+    listed words (``voxlm.lexicon``); ``ngram`` adds ``ngram_weight`` times a word n-gram model's
+    log probability of each word a hypothesis finishes, and its end, plus ``word_bonus`` per word
+    (``voxlm.ngram``; the bonus offsets the n-gram model's preference for fewer words). The
+    n-gram model scores whole words, so it needs a beam: greedy decoding has chosen a word's
+    letters before the model can weigh the word. ``confidence_temperature`` divides the scores
+    before the softmax that gives token probabilities: CTC's prefix scores differ by tens of
+    nats, so the joint softmax is nearly 0 or 1 and a word's mean hides which of its tokens were
+    contested. The n-gram model does not enter token probabilities, only the beam's scores (and
+    so the n-best agreement that also weighs each word's confidence).
+    """
+
+    max_tokens_per_second: float = 30.0
+    min_confidence: float = 0.25
+    confidence_window: int = 8
+    max_repeats: int = 4
+    max_ngram: int = 16
+    ctc_weight: float = 0.5
+    ctc_candidates: int = 8
+    beam_size: int = 1
+    lexicon: Lexicon | None = None
+    ngram: NGramLM | None = None
+    ngram_weight: float = 0.5
+    word_bonus: float = 0.0
+    confidence_temperature: float = 1.0
+    no_speech_check: bool = True
+    word_confidence: str = "geometric"  # see timing.word_confidence
+    median_filter_width: int = 3
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.word_confidence not in CONFIDENCE_METHODS:
+            raise ValueError(
+                f"word_confidence must be geometric, mean or min, got {self.word_confidence!r}"
+            )
+        if not 0 <= self.ctc_weight <= 1:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if self.ngram_weight < 0:
+            raise ValueError(f"ngram_weight must be >= 0, got {self.ngram_weight}")
+        if self.confidence_temperature <= 0:
+            raise ValueError(
+                f"confidence_temperature must be > 0, got {self.confidence_temperature}"
+            )
+        for name in ("beam_size", "ctc_candidates", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_tokens_per_second", "min_confidence", "confidence_window", "max_repeats"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -1,0 +1,130 @@
+"""Where weights are saved and what a saved model holds.
+
+A saved model is a directory: ``voxlm_config.json`` (the ``ModelConfig``), ``model.safetensors``
+(the weights training changed) and the tokenizer. A pretrained backbone that was not trained
+is not saved: it is rebuilt from its hub name or path on load, so a voxlm-9b directory holds
+the projector, aligner, CTC head and LoRA adapters, not 9 B weights. A randomly initialised
+backbone (voxlm-tiny) or one trained in full is saved, since nothing else could rebuild it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from voxlm.config import ModelConfig, _build, get_config
+
+if TYPE_CHECKING:
+    from voxlm.model import VoxLM
+
+CONFIG_FILE = "voxlm_config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def is_saved(name: str, config: ModelConfig) -> bool:
+    """Whether the weight ``name`` (a ``VoxLM.state_dict`` key) belongs in a saved model."""
+    if name.startswith("encoder."):
+        return config.audio_encoder_config is not None or not config.freeze_encoder
+    if name.startswith("llm."):
+        return config.llm_config is not None or not config.use_lora or "lora_" in name
+    return True  # projector, aligner, CTC head: always trained
+
+
+def trained_state_dict(model: VoxLM) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if is_saved(k, model.config)}
+
+
+def check_weight_names(source: str, what: str, missing: list[str], unexpected: list[str]) -> None:
+    """Raise a ValueError naming (a few of) the missing and unexpected tensors, if any."""
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: weights do not match {what}: "
+            f"{len(missing)} missing (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+        )
+
+
+def load_trained_state(model: VoxLM, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load weights, failing with the names of any missing or unexpected tensors."""
+    expected = set(trained_state_dict(model))
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - set(model.state_dict()))
+    check_weight_names(source, "the model config", missing, unexpected)
+    model.load_state_dict(state, strict=False)
+
+
+def replace_directory(tmp: Path, directory: Path) -> None:
+    """Swap the finished directory ``tmp`` in for ``directory``, so readers never see half.
+
+    A directory cannot be renamed over a non-empty one, so the old copy is moved aside first;
+    a crash between the two renames leaves it at ``<name>.old``.
+    """
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_pretrained(model: VoxLM, directory: str | Path) -> None:
+    """Write config, saved weights (safetensors) and tokenizer into ``directory`` atomically."""
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in trained_state_dict(model).items()}
+    save_file(_untie(state), tmp / WEIGHTS_FILE)
+    (tmp / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2))
+    model.tokenizer.save_pretrained(tmp)
+    replace_directory(tmp, directory)
+
+
+def read_model_directory(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The config and weights of a directory ``save_pretrained`` wrote."""
+    config_file = path / CONFIG_FILE
+    if not config_file.is_file():
+        raise ValueError(f"{path}: not a VoxLM model directory (no {CONFIG_FILE})")
+    config = _build(ModelConfig, json.loads(config_file.read_text()), "model")
+    return config, load_file(path / WEIGHTS_FILE)
+
+
+def read_checkpoint_file(
+    path: Path, config: ModelConfig | None
+) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The config and weights of a ``best.pt``-style file holding ``model_state_dict`` (and a
+    ``config`` unless one is given), loaded with ``weights_only=True``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
+        raise ValueError(f"{path}: expected a dict with 'model_state_dict'")
+    return config or _checkpoint_config(checkpoint, path), checkpoint["model_state_dict"]
+
+
+def _checkpoint_config(checkpoint: dict, path: Path) -> ModelConfig:
+    values = checkpoint.get("config")
+    if isinstance(values, dict):
+        values = values.get("model", values)
+        known = {k: v for k, v in values.items() if k in ModelConfig.__dataclass_fields__}
+        base = get_config(known["name"]).model if known.get("name") else ModelConfig()
+        return _build(ModelConfig, {**asdict(base), **known}, "model")
+    raise ValueError(f"{path}: holds no 'config'; pass config=ModelConfig(...) to from_pretrained")
+
+
+def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (tied embeddings): store copies."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        out[key] = value.clone() if ptr in seen else value
+        seen.add(ptr)
+    return out
