@@ -11,6 +11,7 @@ from voxlm.audio import (
     CHUNK_LENGTH,
     HOP_LENGTH,
     MEL_FRAMES_PER_SECOND,
+    MIN_SAMPLES,
     N_FFT,
     N_FRAMES,
     N_SAMPLES,
@@ -102,8 +103,8 @@ def test_arrays_channels_and_integers():
     int16 = (mono * 32768).astype(np.int16)
     assert np.abs(load_audio(int16, SAMPLE_RATE) - mono).max() < 1e-4
     assert np.allclose(load_audio(torch.from_numpy(int16), SAMPLE_RATE), int16 / 32768)
-    uint8 = np.array([0, 128, 255], dtype=np.uint8)
-    assert np.allclose(load_audio(uint8, SAMPLE_RATE), [-1.0, 0.0, 127 / 128])
+    uint8 = np.tile(np.array([0, 128, 255], dtype=np.uint8), MIN_SAMPLES)
+    assert np.allclose(load_audio(uint8, SAMPLE_RATE)[:3], [-1.0, 0.0, 127 / 128])
 
 
 def test_array_needs_sample_rate():
@@ -133,6 +134,21 @@ def test_missing_and_empty_files(tmp_path):
         load_audio(b"")
     with pytest.raises(ValueError, match="<file object>.*empty"):
         load_audio(io.BytesIO(b""))
+
+
+@pytest.mark.parametrize(("samples", "rate"), [(1, 16_000), (1, 44_100), (200, 16_000)])
+def test_audio_too_short_for_a_spectrogram_names_the_file(samples, rate, tmp_path):
+    path = tmp_path / "blip.wav"
+    sf.write(path, np.full(samples, 0.1, dtype=np.float32), rate)
+    with pytest.raises(ValueError, match=r"blip.wav: too short .* at least 201"):
+        load_audio(path)
+    with pytest.raises(ValueError, match="<array>: too short"):
+        load_audio(np.full(samples, 0.1, dtype=np.float32), rate)
+
+
+def test_the_shortest_usable_audio_gives_a_spectrogram():
+    audio = load_audio(np.full(MIN_SAMPLES, 0.1, dtype=np.float32), SAMPLE_RATE)
+    assert log_mel_spectrogram(torch.from_numpy(audio)).shape[-1] >= 1
 
 
 def test_non_audio_inputs(tmp_path):

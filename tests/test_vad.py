@@ -78,6 +78,7 @@ def test_min_speech_seconds(speech):
 
 def test_split_short_and_empty():
     assert split_points(np.zeros(0, dtype=np.float32)) == []
+    assert split_points(noise(0.001, 0.1)) == [(0, 16)]  # shorter than one VAD frame
     assert split_points(noise(10.0, 0.1)) == [(0, 10 * SAMPLE_RATE)]
     assert split_points(noise(30.0, 0.1)) == [(0, 30 * SAMPLE_RATE)]
 

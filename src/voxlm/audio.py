@@ -27,6 +27,8 @@ CHUNK_LENGTH = 30  # seconds in one encoder window
 N_SAMPLES = CHUNK_LENGTH * SAMPLE_RATE  # 480000 samples in a 30-second chunk
 N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a 30-second chunk
 MEL_FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second (10 ms each)
+# The log-mel pads each end by half a window by reflection, which needs more samples than that.
+MIN_SAMPLES = N_FFT // 2 + 1  # 201 samples at 16 kHz (12.6 ms)
 
 # Decoders legitimately return a little less than a header declares (codec priming and
 # padding, under 0.1 s for AAC, MP3 and Opus); a larger shortfall means a truncated file.
@@ -49,7 +51,8 @@ def load_audio(source: AudioSource, sample_rate: int | None = None) -> np.ndarra
     sample_rate: the rate of an array source (required for arrays). Encoded audio carries its
     own rate in its header, so it is ignored for paths, bytes and file objects.
     Channels are averaged; other rates are resampled. Raises ValueError naming the source for
-    empty, corrupt, truncated or non-audio input and for NaN/Inf samples.
+    empty, corrupt, truncated or non-audio input, for audio shorter than MIN_SAMPLES once at
+    SAMPLE_RATE (too short for a spectrogram) and for NaN/Inf samples.
     """
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if sample_rate is None:
@@ -67,6 +70,11 @@ def load_audio(source: AudioSource, sample_rate: int | None = None) -> np.ndarra
         raise ValueError(f"{name}: audio contains NaN or Inf samples")
     if rate != SAMPLE_RATE:
         audio = soxr.resample(audio, rate, SAMPLE_RATE)
+    if len(audio) < MIN_SAMPLES:
+        raise ValueError(
+            f"{name}: too short to transcribe: {len(audio)} samples at {SAMPLE_RATE} Hz, "
+            f"expected at least {MIN_SAMPLES} ({1000 * MIN_SAMPLES / SAMPLE_RATE:.1f} ms)"
+        )
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 

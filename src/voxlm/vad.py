@@ -112,6 +112,8 @@ def split_points(
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
     if n_samples == 0:
         return []
+    if n_samples <= max_samples:  # one window; audio shorter than a frame has no power to smooth
+        return [(0, n_samples)]
     frame = options.frame_samples
     width = max(1, round(options.split_smoothing_seconds / options.frame_seconds))  # frames
     power = _frame_power(_frames(audio, frame))  # [F]
