@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
+import voxlm.cli
 from voxlm.cli import _decoding_options, _options_from_args, build_parser, main
-from voxlm.demo import DemoOptions
+from voxlm.demo import DemoOptions, demo_config
 
 
 def test_transcribe_json_to_stdout(wav_file, capsys):
@@ -71,7 +72,48 @@ def test_demo_flags_come_from_demo_options():
     args = parser.parse_args(["demo", "--output-dir", "d", "--minutes", "3", "--no-ctc-positions"])
     options = _options_from_args(DemoOptions, args)
     assert options.output_dir == Path("d") and options.minutes == 3.0
-    assert options.ctc_positions is False and options.ctc_embeddings is True
+    assert options.ctc_positions is False and options.ctc_embeddings is None
+    config = demo_config(options)
+    assert config.model.ctc_positions is False and config.model.ctc_embeddings is True
+
+
+def test_building_the_parser_imports_neither_torch_nor_transformers():
+    code = (
+        "import sys, voxlm.cli; voxlm.cli.build_parser(); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+
+
+def test_serve_without_the_server_extra_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # `import uvicorn` now fails
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "voxlm[server]"' in err and len(err.strip().splitlines()) == 1
+
+
+class _BuggyModel:
+    """A model whose transcribe fails the way a bug in VoxLM's own code would."""
+
+    def to(self, device: str) -> "_BuggyModel":
+        return self
+
+    def transcribe(self, *args, **kwargs):
+        raise TypeError("unsupported operand type(s)")
+
+
+def test_a_bug_keeps_its_traceback(wav_file, monkeypatch):
+    monkeypatch.setattr(voxlm.cli, "_load_model", lambda name: _BuggyModel())
+    with pytest.raises(TypeError):
+        main(["transcribe", str(wav_file)])
+
+    def broken_synth(args):
+        raise AttributeError("'NoneType' object has no attribute 'words'")
+
+    monkeypatch.setattr(voxlm.cli, "_run_synth", broken_synth)
+    with pytest.raises(AttributeError):
+        main(["synth", "--output-dir", "x"])
 
 
 def test_word_list_and_n_gram_flags_load_their_files(tmp_path, capsys):

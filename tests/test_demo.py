@@ -1,10 +1,13 @@
 """`voxlm demo` end to end, shrunk to seconds: every file and metric it promises."""
 
 import json
+from pathlib import Path
 
+from voxlm.cli import _decoding_options, build_parser
+from voxlm.config import load_config
 from voxlm.data.manifest import read_manifest
 from voxlm.data.synth import DEFAULT_VOICES
-from voxlm.demo import DemoOptions, run_demo
+from voxlm.demo import DECODING_FIELDS, DemoOptions, decoding_command, demo_config, run_demo
 from voxlm.evaluate import normalize_text
 from voxlm.lexicon import Lexicon
 from voxlm.model import VoxLM
@@ -42,3 +45,48 @@ def test_the_demo_leaves_a_model_metrics_an_example_its_lexicon_and_n_gram_text(
     assert set(metrics["wer_by_speaker"]) == {u.speaker for u in test}
     assert metrics["wer_training_voices"] is not None
     assert metrics["wer_unseen_voice"] == metrics["wer_by_speaker"].get(str(len(DEFAULT_VOICES)))
+
+
+BEFORE = json.loads((Path(__file__).parent / "configs_before_registry.json").read_text())
+
+
+def test_the_demo_config_is_the_one_demo_py_built_before_the_recipe_file():
+    assert json.loads(json.dumps(demo_config(DemoOptions()).to_dict())) == BEFORE["demo_default"]
+    changed = DemoOptions(
+        output_dir=Path("d"),
+        minutes=3,
+        phase2_minutes=0.5,
+        batch_size=8,
+        learning_rate=1e-3,
+        ctc_weight=0.5,
+        ctc_only_steps=7,
+        span_ctc_weight=0.0,
+        span_ctc_steps=0,
+        alignment_weight=0.1,
+        ctc_embeddings=False,
+        ctc_positions=False,
+        sortagrad=False,
+        seed=3,
+    )
+    assert json.loads(json.dumps(demo_config(changed).to_dict())) == BEFORE["demo_custom"]
+
+
+def test_the_long_recipe_is_the_demo_recipe_with_more_time():
+    long, demo = (
+        load_config(Path(__file__).parent.parent / "configs" / "voxlm-tiny-long.yaml"),
+        demo_config(DemoOptions()),
+    )
+    assert long.model == demo.model
+    assert long.training.phase1.max_minutes == 28 and long.training.phase2.max_minutes == 1.5
+    assert long.training.phase1.learning_rate == demo.training.phase1.learning_rate
+
+
+def test_the_printed_command_decodes_as_the_demo_did(tmp_path):
+    options = DemoOptions(output_dir=tmp_path, beam_size=3, ngram_weight=0.7)
+    for name in ("lexicon.txt", "ngram.txt"):
+        (tmp_path / name).write_text("see me\n")
+    argv = decoding_command(options).split()[1:]
+    decoding = _decoding_options(build_parser().parse_args(argv))
+    for name in DECODING_FIELDS:
+        assert getattr(decoding, name) == getattr(options, name)
+    assert decoding.lexicon.words == ("me", "see") and decoding.ngram is not None

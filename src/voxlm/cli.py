@@ -1,7 +1,10 @@
 """The ``voxlm`` command line: transcribe, synth, data, timestamps, train, evaluate, demo, serve.
 
 Each subcommand is a small function over the library; decoding flags are generated from
-``DecodingOptions`` so their defaults live in one place.
+``DecodingOptions`` and the demo's from ``DemoOptions``, so their defaults live in one place.
+Building the parser imports neither torch nor transformers (``voxlm --help`` is instant): the
+modules that do are imported where a subcommand runs, and flags generated from their dataclasses
+are added when that subcommand parses its arguments or prints its help (``LazyFlagsParser``).
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from voxlm.decoding import DecodingOptions
-from voxlm.lexicon import Lexicon
-from voxlm.ngram import NGramLM
+if TYPE_CHECKING:
+    from voxlm.decoding import DecodingOptions
 
 logger = logging.getLogger("voxlm")
 
@@ -38,42 +40,80 @@ def _file_argument(what: str, load: Callable[[str], Any]) -> Callable[[str], Any
     return load_file
 
 
+class LazyFlagsParser(argparse.ArgumentParser):
+    """An ArgumentParser that runs ``add_later`` functions before it first parses or prints.
+
+    A subcommand whose flags come from a dataclass in a module that imports torch registers
+    them here, so that building the whole parser (and ``voxlm --help``) stays light.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_later: list[Callable[[argparse.ArgumentParser], None]] = []
+
+    def _complete(self) -> None:
+        while self.add_later:
+            self.add_later.pop(0)(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
+
+
 def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = None) -> None:
     """One ``--flag`` per field of an options dataclass, with the field's default."""
+    from voxlm.lexicon import Lexicon
+    from voxlm.ngram import NGramLM
+
+    kinds = {
+        "float": float,
+        "int": int,
+        "Path": Path,
+        "Lexicon": _file_argument("lexicon", Lexicon.from_file),
+        "NGramLM": _file_argument("n-gram text", NGramLM.from_file),
+    }
     for field in dataclasses.fields(options):
         flag = "--" + field.name.replace("_", "-")
-        if field.type in ("bool", bool):
-            parser.add_argument(
-                flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default
-            )
-        else:
-            kinds = {
-                "float": float,
-                "int": int,
-                "Path": Path,
-                "Lexicon | None": _file_argument("lexicon", Lexicon.from_file),
-                "NGramLM | None": _file_argument("n-gram text", NGramLM.from_file),
-            }
-            kind = kinds.get(str(field.type), str)
+        type_name = str(field.type).removesuffix(" | None")
+        help_ = (helps or {}).get(field.name, f"default: {field.default}")
+        if type_name in ("bool", str(bool)):
             parser.add_argument(
                 flag,
                 dest=field.name,
-                type=kind,
+                action=argparse.BooleanOptionalAction,
                 default=field.default,
-                help=(helps or {}).get(field.name, f"default: {field.default}"),
+                help=(helps or {}).get(field.name),
             )
+        else:
+            kind = kinds.get(type_name, str)
+            parser.add_argument(flag, dest=field.name, type=kind, default=field.default, help=help_)
 
 
 def _options_from_args(options: type, args: argparse.Namespace) -> Any:
     return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
 
 
-def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("decoding and hallucination stops (0 disables a rule)")
-    _add_option_flags(group, DecodingOptions)
+def _add_decoding_flags(parser: LazyFlagsParser) -> None:
+    def add(parser: argparse.ArgumentParser) -> None:
+        from voxlm.decoding import DecodingOptions
+
+        group = parser.add_argument_group("decoding and hallucination stops (0 disables a rule)")
+        _add_option_flags(group, DecodingOptions)
+
+    parser.add_later.append(add)
 
 
 def _decoding_options(args: argparse.Namespace) -> DecodingOptions:
+    from voxlm.decoding import DecodingOptions
+
     return _options_from_args(DecodingOptions, args)
 
 
@@ -116,7 +156,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             result = model.transcribe(path, instruction=args.instruction, options=options)
-        except (ValueError, FileNotFoundError, TypeError) as error:
+        except (ValueError, OSError) as error:  # this file's problem; a bug keeps its traceback
             print(f"error: {error}", file=sys.stderr)
             failed += 1
             continue
@@ -325,24 +365,32 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 # ---- demo ---------------------------------------------------------------------------------------
 def _demo_parser(sub) -> None:
-    from voxlm.demo import DemoOptions
-
     p = sub.add_parser(
         "demo",
         help="synthesise speech, train voxlm-tiny from scratch, evaluate, show one result",
         description="The whole product on a CPU in about ten minutes: espeak-ng speech with exact "
         "word timings, phase 1 and phase 2 training of voxlm-tiny from random weights, "
         "evaluation on held-out sentences and a held-out voice, and one transcript with its "
-        "JSON, SRT and an alignment picture. Leaves DIR/model/ and DIR/metrics.json.",
+        "JSON, SRT and an alignment picture. Leaves DIR/model/ and DIR/metrics.json. The "
+        "training recipe is voxlm-tiny-demo.yaml (configs/); the flags change its values.",
     )
-    _add_option_flags(p, DemoOptions, helps={"minutes": "phase 1 training budget"})
+    p.add_later.append(_add_demo_flags)
     p.set_defaults(run=_run_demo)
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from voxlm.demo import LEXICON_FILE, NGRAM_FILE, DemoOptions, run_demo, summary_table
+def _add_demo_flags(parser: argparse.ArgumentParser) -> None:
+    from voxlm.demo import RECIPE, DemoOptions, recipe_defaults
 
-    metrics = run_demo(_options_from_args(DemoOptions, args))
+    helps = {name: f"default: {value} ({RECIPE})" for name, value in recipe_defaults().items()}
+    helps["minutes"] = f"phase 1 training budget; {helps['minutes']}"
+    _add_option_flags(parser, DemoOptions, helps=helps)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from voxlm.demo import DemoOptions, decoding_command, run_demo, summary_table
+
+    options = _options_from_args(DemoOptions, args)
+    metrics = run_demo(options)
     out = args.output_dir
     print((out / "example.txt").read_text(), end="")
     print((out / "example.json").read_text())
@@ -350,18 +398,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"wrote {out / 'example.srt'}, {out / 'alignment.png'}, {out / 'metrics.json'}, "
         f"{out / 'model'}/\n"
     )
-    words = [
-        f"--{flag} {out / name}"
-        for flag, name in (("lexicon", LEXICON_FILE), ("ngram", NGRAM_FILE))
-        if (out / name).is_file()
-    ]
-    if words:
-        print(
-            f"the demo's decoding: voxlm transcribe CLIP --model {out / 'model'} "
-            f"--beam-size {args.beam_size} --ctc-candidates {args.ctc_candidates} "
-            f"--confidence-temperature {args.confidence_temperature} "
-            f"--ngram-weight {args.ngram_weight} {' '.join(words)}\n"
-        )
+    print(f"the demo's decoding: {decoding_command(options)}\n")
     print(summary_table(metrics))
     return 0
 
@@ -383,6 +420,14 @@ def _serve_parser(sub) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise UserError(
+            f"voxlm serve needs the server extra ({error.name} is missing): "
+            'pip install "voxlm[server]"'
+        ) from None
     from voxlm.server import serve
 
     _load_model(args.model)  # fail with a one-line error before the server starts
@@ -398,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with word timestamps, per-word confidence and hallucination stops.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=LazyFlagsParser
+    )
     for add in _PARSERS:
         add(sub)
     return parser

@@ -7,17 +7,17 @@ held-out sentences and a held-out voice, and show one transcript with its timing
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from voxlm.audio import load_audio
-from voxlm.config import PhaseConfig, TrainingConfig, VoxLMConfig, get_config
+from voxlm.config import CONFIG_DIR, VoxLMConfig, load_config
 from voxlm.data.manifest import Utterance, read_manifest
 from voxlm.decoding import DecodingOptions, Transcript
 from voxlm.lexicon import Lexicon
@@ -28,29 +28,50 @@ logger = logging.getLogger("voxlm")
 
 LEXICON_FILE = "lexicon.txt"  # the training transcripts' words, for `--lexicon`
 NGRAM_FILE = "ngram.txt"  # the training transcripts, one per line, for `--ngram`
+RECIPE = "voxlm-tiny-demo.yaml"  # the demo's training recipe, in voxlm/configs/
+# DemoOptions fields that set keys of the recipe; None keeps the recipe's value.
+RECIPE_KEYS: dict[str, tuple[str, ...]] = {
+    "minutes": ("training.phase1.max_minutes",),
+    "phase2_minutes": ("training.phase2.max_minutes",),
+    "batch_size": ("training.phase1.batch_size", "training.phase2.batch_size"),
+    "learning_rate": ("training.phase1.learning_rate",),
+    "ctc_weight": ("training.phase1.ctc_weight",),
+    "ctc_only_steps": ("training.phase1.ctc_only_steps",),
+    "span_ctc_weight": ("training.phase1.span_ctc_weight",),
+    "span_ctc_steps": ("training.phase1.span_ctc_steps",),
+    "alignment_weight": ("training.phase1.alignment_weight",),
+    "ctc_embeddings": ("model.ctc_embeddings",),
+    "ctc_positions": ("model.ctc_positions",),
+    "sortagrad": ("training.phase1.sortagrad",),
+    "seed": ("training.seed",),  # also the corpus's seed
+}
+# The DemoOptions fields that are DecodingOptions fields of the test decoding.
+DECODING_FIELDS = ("beam_size", "ctc_candidates", "confidence_temperature", "ngram_weight")
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """The demo's recipe. Defaults fit a 2-core CPU in about ten minutes (see BENCHMARKS.md)."""
+    """What ``voxlm demo`` can change: its directory, corpus size and test decoding, and keys of
+    its training recipe (``RECIPE_KEYS``; None keeps the value in voxlm-tiny-demo.yaml, whose
+    time budget fits a 2-core CPU in about ten minutes, see BENCHMARKS.md)."""
 
     output_dir: Path = Path("demo")
-    minutes: float = 6.5  # phase 1 training budget
-    phase2_minutes: float = 1.0
+    minutes: float | None = None  # phase 1 training budget
+    phase2_minutes: float | None = None
     n_train: int = 6000
     n_dev: int = 150
     n_test: int = 400
     accent_prob: float = 0.5  # see SynthOptions.accent_prob
-    batch_size: int = 16
-    learning_rate: float = 3e-3  # peak
-    ctc_weight: float = 1.0
-    ctc_only_steps: int = 500  # see PhaseConfig.ctc_only_steps
-    span_ctc_weight: float = 1.0  # see PhaseConfig.span_ctc_weight
-    span_ctc_steps: int = 300
-    alignment_weight: float = 0.2  # the aligner also learns during phase 1, from the start
-    ctc_embeddings: bool = True  # see ModelConfig.ctc_embeddings
-    ctc_positions: bool = True  # see ModelConfig.ctc_positions
-    sortagrad: bool = True  # see PhaseConfig.sortagrad
+    batch_size: int | None = None
+    learning_rate: float | None = None  # peak
+    ctc_weight: float | None = None
+    ctc_only_steps: int | None = None  # see PhaseConfig.ctc_only_steps
+    span_ctc_weight: float | None = None  # see PhaseConfig.span_ctc_weight
+    span_ctc_steps: int | None = None
+    alignment_weight: float | None = None
+    ctc_embeddings: bool | None = None  # see ModelConfig.ctc_embeddings
+    ctc_positions: bool | None = None  # see ModelConfig.ctc_positions
+    sortagrad: bool | None = None  # see PhaseConfig.sortagrad
     # Test decoding, chosen on the dev split (BENCHMARKS.md): beam search over the joint
     # CTC/LLM score, words limited to the training transcripts' (the test sentences are new
     # sentences of the same words), a word trigram model of the training transcripts fused
@@ -61,66 +82,46 @@ class DemoOptions:
     training_ngram: bool = True
     ngram_weight: float = 0.5
     confidence_temperature: float = 2.0
-    seed: int = 0
+    seed: int | None = None
 
 
 def demo_config(options: DemoOptions) -> VoxLMConfig:
-    """voxlm-tiny with the demo's time-boxed two-phase recipe."""
-    base = get_config("voxlm-tiny")
-    everything = ("encoder", "projector", "llm", "aligner", "ctc")
-    phase1 = PhaseConfig(
-        epochs=1000,
-        batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
-        weight_decay=0.01,
-        warmup_steps=150,
-        max_minutes=options.minutes,
-        ctc_weight=options.ctc_weight,
-        alignment_weight=options.alignment_weight,
-        train_modules=everything,
-        eval_every=500,  # dev WER costs ~12 s, ~25 steps of the LLM's few hundred
-        save_every=100,
-        sortagrad=options.sortagrad,
-        ctc_only_steps=options.ctc_only_steps,
-        span_ctc_weight=options.span_ctc_weight,
-        span_ctc_steps=options.span_ctc_steps,
-    )
-    phase2 = PhaseConfig(
-        epochs=1000,
-        batch_size=options.batch_size,
-        learning_rate=3e-3,
-        warmup_steps=20,
-        max_minutes=options.phase2_minutes,
-        ce_weight=0.0,
-        alignment_weight=1.0,
-        train_modules=("aligner",),
-        eval_every=10_000,
-        save_every=100,
-    )
+    """The recipe file with the options' changes, writing everything under ``output_dir``."""
+    overrides: dict[str, Any] = {
+        key: getattr(options, name)
+        for name, keys in RECIPE_KEYS.items()
+        if getattr(options, name) is not None
+        for key in keys
+    }
     out = options.output_dir
-    return dataclasses.replace(
-        base,
-        model=dataclasses.replace(
-            base.model,
-            ctc_embeddings=options.ctc_embeddings,
-            ctc_positions=options.ctc_positions,
-        ),
-        training=TrainingConfig(phase1=phase1, phase2=phase2, seed=options.seed, num_workers=0),
-        data=dataclasses.replace(
-            base.data,
-            dataset="synthetic",
-            data_dir=str(out / "data"),
-            train_split="train",
-            val_split="dev",
-            test_split="test",
-        ),
-        output=dataclasses.replace(
-            base.output,
-            output_dir=str(out),
-            checkpoint_dir=str(out / "checkpoints"),
-            final_model_dir=str(out),
-        ),
-    )
+    overrides["data.data_dir"] = str(out / "data")
+    overrides["output.output_dir"] = str(out)
+    overrides["output.checkpoint_dir"] = str(out / "checkpoints")
+    overrides["output.final_model_dir"] = str(out)
+    return load_config(CONFIG_DIR / RECIPE, overrides)
+
+
+def recipe_defaults() -> dict[str, Any]:
+    """The recipe's value of each ``RECIPE_KEYS`` field: what None stands for (for ``--help``)."""
+    values = load_config(CONFIG_DIR / RECIPE).to_dict()
+    defaults = {}
+    for name, (key, *_) in RECIPE_KEYS.items():
+        node = values
+        for part in key.split("."):
+            node = node[part]
+        defaults[name] = node
+    return defaults
+
+
+def decoding_command(options: DemoOptions) -> str:
+    """The ``voxlm transcribe`` command line that decodes as the demo's test did."""
+    out = options.output_dir
+    flags = [f"--{name.replace('_', '-')} {getattr(options, name)}" for name in DECODING_FIELDS]
+    if options.training_lexicon:
+        flags.append(f"--lexicon {out / LEXICON_FILE}")
+    if options.training_ngram:
+        flags.append(f"--ngram {out / NGRAM_FILE}")
+    return f"voxlm transcribe CLIP --model {out / 'model'} {' '.join(flags)}"
 
 
 def run_demo(options: DemoOptions, progress: bool = True) -> dict:
@@ -138,7 +139,7 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
         n_train=options.n_train,
         n_dev=options.n_dev,
         n_test=options.n_test,
-        seed=options.seed,
+        seed=config.training.seed,
         accent_prob=options.accent_prob,
     )
     if not (data_dir / "test.jsonl").is_file():
@@ -160,12 +161,7 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
         ngram = NGramLM(training_texts)
         (out / NGRAM_FILE).write_text("\n".join(training_texts) + "\n", encoding="utf-8")
     decoding = DecodingOptions(
-        beam_size=options.beam_size,
-        ctc_candidates=options.ctc_candidates,
-        lexicon=lexicon,
-        ngram=ngram,
-        ngram_weight=options.ngram_weight,
-        confidence_temperature=options.confidence_temperature,
+        **{name: getattr(options, name) for name in DECODING_FIELDS}, lexicon=lexicon, ngram=ngram
     )
     test = read_manifest(manifests["test"])
     report, transcripts = evaluate(model, test, batch_size=32, options=decoding, progress=progress)
@@ -203,9 +199,12 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
 def _example(
     test: list[Utterance], transcripts: list[Transcript | None]
 ) -> tuple[Utterance, Transcript]:
-    """The first held-out test clip of 8-12 words: long enough to show the alignment."""
+    """The first held-out test clip of 8-12 words: long enough to show the alignment. Clips
+    transcribed as nothing come last: a picture of the alignment needs tokens (a model given
+    seconds of training may write nothing for most clips)."""
     pairs = [(u, t) for u, t in zip(test, transcripts, strict=True) if t is not None and u.words]
-    return next((p for p in pairs if 8 <= len(p[0].words) <= 12), pairs[0])
+    pairs.sort(key=lambda pair: not pair[1].words)  # stable: test order otherwise
+    return next((p for p in pairs if p[1].words and 8 <= len(p[0].words) <= 12), pairs[0])
 
 
 def write_example(model: VoxLM, utterance: Utterance, transcript: Transcript, out: Path) -> None:
