@@ -6,7 +6,6 @@ import torch
 
 from voxlm.config import PhaseConfig, get_config
 from voxlm.data.manifest import UtteranceDataset, read_manifest
-from voxlm.data.synth import SynthOptions, synthesize_corpus
 from voxlm.decoding import DecodingOptions
 from voxlm.evaluate import evaluate
 from voxlm.model import VoxLM
@@ -17,26 +16,9 @@ LOSS_FACTOR = 4.0  # the training loss must fall at least this much
 MAX_TRAIN_WER = 0.25
 
 
-def test_tiny_corpus_is_learned(tmp_path):
+def test_tiny_corpus_is_learned(tmp_path, synth_corpus):
     torch.manual_seed(0)
-    synthesize_corpus(
-        SynthOptions(
-            output_dir=tmp_path / "data",
-            n_train=16,
-            n_dev=2,
-            n_test=2,
-            seed=3,
-            voices=("en-us",),
-            held_out_voice=None,
-            min_words=3,
-            max_words=4,
-            noise_prob=0.0,
-            reverb_prob=0.0,
-            workers=2,
-        ),
-        progress=False,
-    )
-    train = read_manifest(tmp_path / "data" / "train.jsonl")
+    train = read_manifest(synth_corpus / "train.jsonl")
     config = get_config("voxlm-tiny").model
     model = VoxLM.from_config(config)
     phase = PhaseConfig(

@@ -11,7 +11,6 @@ import yaml
 
 import voxlm.data.synth
 from voxlm.config import load_config
-from voxlm.data.synth import SynthOptions, synthesize_corpus
 from voxlm.model import VoxLM
 from voxlm.training.pipeline import prepare_data, run_training
 
@@ -42,25 +41,6 @@ TINY = {
     },
     "aligner_dim": 32,
 }
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    synthesize_corpus(
-        SynthOptions(
-            output_dir=root,
-            n_train=12,
-            n_dev=3,
-            n_test=3,
-            seed=1,
-            min_words=3,
-            max_words=5,
-            workers=2,
-        ),
-        progress=False,
-    )
-    return root
 
 
 def write_config(tmp_path: Path, corpus: Path) -> Path:
@@ -99,26 +79,26 @@ def write_config(tmp_path: Path, corpus: Path) -> Path:
     return path
 
 
-def test_train_runs_both_phases_and_saves_a_loadable_model(tmp_path, corpus):
-    config = load_config(write_config(tmp_path, corpus))
+def test_train_runs_both_phases_and_saves_a_loadable_model(tmp_path, synth_corpus):
+    config = load_config(write_config(tmp_path, synth_corpus))
     result = run_training(config, progress=False)
     assert result.phase1.steps == 4 and result.phase2.steps == 2
     model = VoxLM.from_pretrained(result.model_dir)
-    audio = next((corpus / "test").rglob("*.flac"))
+    audio = next((synth_corpus / "test").rglob("*.flac"))
     assert model.transcribe(audio).audio_duration > 0
     assert (tmp_path / "ckpt" / "voxlm-tiny" / "phase1" / "curves.png").is_file()
 
 
-def test_phase2_alone_starts_from_phase1(tmp_path, corpus):
-    config = load_config(write_config(tmp_path, corpus))
+def test_phase2_alone_starts_from_phase1(tmp_path, synth_corpus):
+    config = load_config(write_config(tmp_path, synth_corpus))
     with pytest.raises(FileNotFoundError, match="phase 1"):
         run_training(config, phases=(2,), progress=False)
     run_training(config, phases=(1,), progress=False)
     assert run_training(config, phases=(2,), progress=False).phase2.steps == 2
 
 
-def test_two_process_accelerate_launch(tmp_path, corpus):
-    config = write_config(tmp_path, corpus)
+def test_two_process_accelerate_launch(tmp_path, synth_corpus):
+    config = write_config(tmp_path, synth_corpus)
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [
