@@ -22,15 +22,14 @@ from tqdm.auto import tqdm
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.decoding import DecodingOptions
 from voxlm.results import Transcript
-from voxlm.text import align_words, matched_words, normalize_text, normalize_word
+from voxlm.text import align_words as align_words  # re-exported: earlier home
+from voxlm.text import matched_words, normalize_text, normalize_word
 
 if TYPE_CHECKING:
     from voxlm.data.manifest import Utterance, WordTiming
     from voxlm.model import VoxLM
 
 logger = logging.getLogger("voxlm")
-
-__all__ = ["align_words", "matched_words", "normalize_word"]  # defined in voxlm.text
 
 
 def _check_pairs(refs: Sequence[str], hyps: Sequence[str]) -> None:
