@@ -7,12 +7,12 @@ test:
 	python -m pytest
 
 lint:
-	ruff check src tests
-	ruff format --check src tests
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks
 
 format:
-	ruff check --fix src tests
-	ruff format src tests
+	ruff check --fix src tests benchmarks
+	ruff format src tests benchmarks
 
 demo:
 	voxlm demo

@@ -29,13 +29,18 @@ def test_only_speakers(data: Path) -> set[str]:
     return {row[0] for row in rows if len(row) == 3 and row[2] == "test"}
 
 
-def main() -> None:
+def _auroc(value: float | None) -> str:
+    """AUROC is undefined (None) when every word is right or every word is wrong."""
+    return "  n/a" if value is None else f"{value:.3f}"
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a `voxlm demo --output-dir` folder")
     parser.add_argument("--weights", default="0,0.5", help="n-gram weights, comma-separated")
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--split", default="test")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     data = args.run / "data"
     model = VoxLM.from_pretrained(args.run / "model").eval()
@@ -72,7 +77,7 @@ def main() -> None:
         ]
         print(
             f"{weight:<6} | {report.wer:6.2%} | {split_wer[0]:15.2%} | {split_wer[1]:12.2%} | "
-            f"{report.cer:6.2%} | {report.confidence_auroc:.3f} | {report.real_time_factor:.3f}"
+            f"{report.cer:6.2%} | {_auroc(report.confidence_auroc)} | {report.real_time_factor:.3f}"
         )
 
 

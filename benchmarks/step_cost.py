@@ -21,17 +21,18 @@ from voxlm.demo import DemoOptions, demo_config
 from voxlm.model import VoxLM
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", required=True, help="a training manifest (JSONL)")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     torch.manual_seed(0)
-    options = DemoOptions()
-    model = VoxLM.from_config(demo_config(options).model).train()
+    config = demo_config(DemoOptions())
+    phase = config.training.phase1
+    model = VoxLM.from_config(config.model).train()
     n = args.batches * args.batch_size
     # The middle of the length distribution: typical clips, little padding, as the buckets give.
     utterances = sorted(read_manifest(args.train)[: 4 * n], key=lambda u: u.duration)[n : 2 * n]
@@ -50,11 +51,11 @@ def main() -> None:
             optimizer.zero_grad()
         return (time.perf_counter() - start) / len(batches)
 
-    ctc_only = {"ce_weight": 0.0, "ctc_weight": options.ctc_weight}
+    ctc_only = {"ce_weight": 0.0, "ctc_weight": phase.ctc_weight}
     joint = {
         "ce_weight": 1.0,
-        "ctc_weight": options.ctc_weight,
-        "alignment_weight": options.alignment_weight,
+        "ctc_weight": phase.ctc_weight,
+        "alignment_weight": phase.alignment_weight,
     }
     seconds_per_step(**ctc_only)  # warm-up
     for round_ in range(args.rounds):

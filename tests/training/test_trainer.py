@@ -11,7 +11,7 @@ from conftest import tone
 from voxlm.config import PhaseConfig, get_config
 from voxlm.data.manifest import UtteranceDataset
 from voxlm.model import VoxLM
-from voxlm.training.checkpoint import CHECKPOINT_FILE
+from voxlm.training.checkpoint import CHECKPOINT_FILE, save_best
 from voxlm.training.logs import CURVES_FILE, LOG_FILE
 from voxlm.training.trainer import (
     FINAL_LR_FRACTION,
@@ -372,3 +372,12 @@ def test_span_ctc_without_word_timings_is_reported(corpus, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="voxlm"):
         train_phase(small_model(), phase, "p", untimed, corpus[1], tmp_path, seed=0, progress=False)
     assert "no training utterance has word timings" in caplog.text
+
+
+def test_the_best_model_directory_is_replaced_whole(tmp_path):
+    best = tmp_path / "best"
+    best.mkdir()
+    (best / "stale.txt").write_text("from an older run")
+    save_best(small_model(), best)
+    assert not (best / "stale.txt").exists() and (best / "voxlm_config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no .tmp or .old left

@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from voxlm.model import VoxLM, check_weight_names
 
@@ -126,18 +124,7 @@ def load_checkpoint(
     return TrainState(**payload["state"]), payload["rng"]
 
 
-def save_best(model: nn.Module, directory: Path) -> None:
-    """``model.save_pretrained(directory)``, swapped in whole so readers never see half a model.
-
-    A directory cannot be renamed over a non-empty one, so the old copy is moved aside first;
-    a crash between the two renames leaves it at ``<name>.old``.
-    """
-    tmp = directory.with_name(directory.name + ".tmp")
-    old = directory.with_name(directory.name + ".old")
-    for stale in (tmp, old):
-        shutil.rmtree(stale, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+def save_best(model: VoxLM, directory: Path) -> None:
+    """The best model so far; ``save_pretrained`` swaps the directory in whole
+    (``voxlm.weights.replace_directory``), so a reader never sees half a model."""
+    model.save_pretrained(directory)

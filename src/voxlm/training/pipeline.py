@@ -8,7 +8,6 @@ downloaded corpus, manifests that exist, a phase whose best model is on disk (un
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,10 +174,6 @@ def run_training(
             config, phase, model, manifests, resume=resume, progress=progress
         )
     model_dir = Path(config.output.final_model_dir) / config.model.name
-    tmp = model_dir.with_name(model_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    shutil.rmtree(model_dir, ignore_errors=True)
-    tmp.rename(model_dir)
+    model.save_pretrained(model_dir)  # swapped in whole, like the checkpoints' best model
     logger.info("final model: %s", model_dir)
     return TrainingResult(model_dir, results.get(1), results.get(2))
