@@ -92,7 +92,7 @@ class PhaseConfig:
     ce_weight: float = 1.0
     ctc_weight: float = 0.0
     alignment_weight: float = 0.0
-    train_modules: tuple[str, ...] = ("projector", "lora")  # see training.phases
+    train_modules: tuple[str, ...] = ("projector", "lora")  # see trainer.set_trainable
     eval_every: int = 500
     save_every: int = 500
     mixed_precision: str = "no"  # accelerate's: "no", "bf16", "fp16"

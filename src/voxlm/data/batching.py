@@ -24,8 +24,8 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
     Each epoch shuffles all indices, cuts them into pools of `batch_size *
     bucket_size_multiplier`, sorts each pool by duration and cuts it into batches, then
     shuffles the batches: padding shrinks while batch composition still varies per epoch.
-    The order depends only on (seed, epoch). `start_batch` skips the first batches of the
-    current epoch, to resume mid-epoch from a checkpoint.
+    The order depends only on (seed, epoch), so a resumed run replays the epoch's order and
+    the trainer skips the batches it has already consumed (accelerate's skip_first_batches).
 
     `sorted_first_epoch` plays epoch 0 from the shortest batches to the longest ("SortaGrad",
     Amodei et al. 2016, Deep Speech 2): a model from scratch meets short, easy utterances
@@ -39,7 +39,6 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
         seed: int,
         shuffle: bool = True,
         bucket_size_multiplier: int = 50,
-        start_batch: int = 0,
         sorted_first_epoch: bool = False,
     ) -> None:
         if batch_size < 1 or bucket_size_multiplier < 1:
@@ -53,16 +52,14 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
         self.shuffle = shuffle
         self.bucket_size_multiplier = bucket_size_multiplier
         self.epoch = 0
-        self.start_batch = start_batch
         self.sorted_first_epoch = sorted_first_epoch
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Select the epoch's order; `start_batch` > 0 resumes it after that many batches."""
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order the next iteration yields."""
         self.epoch = epoch
-        self.start_batch = start_batch
 
     def batches(self) -> list[list[int]]:
-        """All batches of the current epoch, including those `start_batch` skips."""
+        """All batches of the current epoch, in order."""
         rng = np.random.default_rng([self.seed, self.epoch])
         n = len(self.durations)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
@@ -81,14 +78,14 @@ class LengthBucketSampler(torch.utils.data.Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.batches()[self.start_batch :]
+        yield from self.batches()
 
     def __len__(self) -> int:
         full_pools, rest = divmod(
             len(self.durations), self.batch_size * self.bucket_size_multiplier
         )
         n_batches = full_pools * self.bucket_size_multiplier + -(-rest // self.batch_size)
-        return max(0, n_batches - self.start_batch)
+        return n_batches
 
 
 def collate(items: list[dict[str, Any] | None]) -> dict[str, Any] | None:

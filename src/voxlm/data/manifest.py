@@ -138,13 +138,11 @@ class UtteranceDataset(torch.utils.data.Dataset):
     """Loads each utterance's audio (float32 mono 16 kHz) on access.
 
     A corrupt or unreadable file yields None instead of raising, so one bad file among
-    thousands does not end a training run; it is logged and counted in `n_failed`, and
-    `collate` drops it. (Counts are per process: each DataLoader worker has its own.)
+    thousands does not end a training run; it is logged, and `collate` drops it.
     """
 
     def __init__(self, utterances: Sequence[Utterance]) -> None:
         self.utterances = list(utterances)
-        self.n_failed = 0
 
     @classmethod
     def from_manifest(cls, path: str | Path) -> UtteranceDataset:
@@ -162,7 +160,6 @@ class UtteranceDataset(torch.utils.data.Dataset):
         try:
             audio = load_audio(utterance.audio_path)
         except (ValueError, OSError) as error:
-            self.n_failed += 1
             logger.warning("skipping %s (%s): %s", utterance.id, utterance.audio_path, error)
             return None
         words = None

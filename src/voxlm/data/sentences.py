@@ -1,7 +1,7 @@
 """A built-in generator of simple, grammatical English sentences for synthetic speech.
 
 Grammatical sentences (rather than random word strings) give the LLM context to predict from,
-which the prototype notes list as a likely speed-up for learning. Text is lowercase, without
+so that it can learn the language of the transcripts as well as their sounds. Text is lowercase, without
 punctuation: letters, spaces and apostrophes only, so the synthetic transcript is exactly what a
 model should emit. Everything is deterministic from a seed (`random.Random`, stable across
 platforms and Python versions).

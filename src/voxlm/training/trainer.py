@@ -130,7 +130,7 @@ def lr_factor(
 
     ``rewarm_at`` (a phase's ``ctc_only_steps``) warms the rate up again from that step, where
     the LLM starts to train with fresh Adam statistics: started at the full rate instead, it
-    learned far more slowly (demo: test WER 76% against 45%, BENCHMARKS.md runs W5 and W6).
+    learned far more slowly (the demo's test WER was 76% against 45% with the rewarm; BENCHMARKS.md).
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
