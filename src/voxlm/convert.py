@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 import struct
@@ -26,6 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import (
+    AddedToken,
+    GenerationConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperTokenizer,
+)
 
 logger = logging.getLogger("voxlm")
 
@@ -103,19 +112,12 @@ class _Reader:
     def tensor(self, shape: tuple[int, ...], dtype: torch.dtype, size: int) -> torch.Tensor:
         start = self.take(size)
         count = size // dtype.itemsize
-        if count != (expected := _numel(shape)):
+        if count != (expected := math.prod(shape)):
             raise ValueError(
                 f"{self.name}: variable of shape {shape} holds {count} values, expected {expected}"
             )
         # A view into the writable buffer: no copy of the (large) weights.
         return torch.frombuffer(self.buffer, dtype=dtype, count=count, offset=start).view(shape)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
 
 
 def read_ctranslate2(files: str | Path | Sequence[str | Path]) -> CT2Model:
@@ -253,11 +255,9 @@ def special_tokens(tokenizer_file: Path) -> dict[str, int]:
 
 def whisper_config(
     variables: dict[str, torch.Tensor], special: dict[str, int], ct2_config: dict | None = None
-):
+) -> WhisperConfig:
     """A ``WhisperConfig`` with the dimensions read off the variables' shapes."""
-    from transformers import WhisperConfig
-
-    for needed in ("encoder/conv1/weight", "encoder/num_heads", "decoder/num_heads"):
+    for needed in ("encoder/conv1/weight", "decoder/embeddings/weight", "encoder/num_heads"):
         if needed not in variables:
             raise ValueError(f"not a CTranslate2 Whisper model: no variable {needed}")
     layers = {
@@ -265,7 +265,16 @@ def whisper_config(
         for side in ("encoder", "decoder")
     }
     embeddings = variables["decoder/embeddings/weight"]
-    end = special.get("<|endoftext|>", 50256)
+    # Without a tokenizer.json, openai/whisper's ids: <|endoftext|> is 50257 in the multilingual
+    # vocabulary (51,865 and up) and 50256 in the English one; <|startoftranscript|> follows it.
+    end = special.get("<|endoftext|>", 50257 if embeddings.shape[0] >= 51865 else 50256)
+    start = special.get("<|startoftranscript|>", end + 1)
+    ids: dict[str, int | None] = {"pad_token_id": end, "bos_token_id": end, "eos_token_id": end}
+    ids["decoder_start_token_id"] = start
+    begin_suppress: list[int] | None = [220, end]  # a space, or the end, as the first token
+    if start >= embeddings.shape[0]:  # not Whisper's own vocabulary: no ids to guess
+        ids, begin_suppress = {"pad_token_id": None}, None
+    ct2_config = ct2_config or {}
     return WhisperConfig(
         vocab_size=embeddings.shape[0],
         num_mel_bins=variables["encoder/conv1/weight"].shape[1],
@@ -278,12 +287,9 @@ def whisper_config(
         decoder_ffn_dim=variables["decoder/layer_0/ffn/linear_0/weight"].shape[0],
         max_source_positions=variables["encoder/position_encodings/encodings"].shape[0],
         max_target_positions=variables["decoder/position_encodings/encodings"].shape[0],
-        pad_token_id=end,
-        bos_token_id=end,
-        eos_token_id=end,
-        decoder_start_token_id=special.get("<|startoftranscript|>", end + 1),
-        suppress_tokens=list((ct2_config or {}).get("suppress_ids", [])),
-        begin_suppress_tokens=list((ct2_config or {}).get("suppress_ids_begin", [220, end])),
+        suppress_tokens=list(ct2_config.get("suppress_ids", [])),
+        begin_suppress_tokens=ct2_config.get("suppress_ids_begin", begin_suppress),
+        **ids,
     )
 
 
@@ -296,7 +302,7 @@ def _read_json(path: Path) -> dict:
 
 def read_whisper(
     src: str | Path, files: Sequence[Path] | None = None, dtype: torch.dtype = torch.float32
-) -> tuple[object, dict[str, torch.Tensor]]:
+) -> tuple[WhisperConfig, dict[str, torch.Tensor]]:
     """A CTranslate2 Whisper directory -> (``WhisperConfig``, transformers state dict)."""
     src = Path(src)
     model = read_ctranslate2(files or model_files(src))
@@ -311,10 +317,8 @@ def read_whisper(
     return config, state
 
 
-def _check_names(config, state: dict[str, torch.Tensor], src: Path) -> None:
+def _check_names(config: WhisperConfig, state: dict[str, torch.Tensor], src: Path) -> None:
     """The converted tensors must be exactly the model's, shape for shape (built on meta)."""
-    from transformers import WhisperForConditionalGeneration
-
     with torch.device("meta"):
         expected = WhisperForConditionalGeneration(config).state_dict()
     expected.pop("proj_out.weight")  # tied to the token embeddings
@@ -329,15 +333,13 @@ def _check_names(config, state: dict[str, torch.Tensor], src: Path) -> None:
 
 
 # ---- Hugging Face directory ----------------------------------------------------------------------
-def whisper_tokenizer(src: Path, vocab_size: int):
+def whisper_tokenizer(src: Path, vocab_size: int) -> WhisperTokenizer:
     """The directory's ``tokenizer.json`` as a Whisper tokenizer, timestamp tokens added.
 
     faster-whisper's ``tokenizer.json`` stops at ``<|notimestamps|>``; the model's vocabulary goes
     on with 1,501 timestamp tokens ``<|0.00|>`` .. ``<|30.00|>`` (20 ms apart), which transformers'
     Whisper tokenizers carry as added tokens, so they are added here too.
     """
-    from transformers import AddedToken, WhisperTokenizer
-
     tokens = sorted(special_tokens(src / "tokenizer.json").items(), key=lambda item: item[1])
     end = "<|endoftext|>"
     tokenizer = WhisperTokenizer.from_pretrained(
@@ -359,15 +361,15 @@ def whisper_tokenizer(src: Path, vocab_size: int):
     return tokenizer
 
 
-def whisper_generation_config(config, ct2_config: dict, special: dict[str, int]):
+def whisper_generation_config(
+    config: WhisperConfig, ct2_config: dict, special: dict[str, int]
+) -> GenerationConfig:
     """Whisper's generation settings: prompt tokens, suppressed tokens, alignment heads.
 
     The alignment heads (the cross-attention heads that track time, for word timings) and the
     suppressed tokens come from the CTranslate2 ``config.json``; the rest follow from the
     vocabulary as in openai/whisper, where a vocabulary of 51,865 or more is multilingual.
     """
-    from transformers import GenerationConfig
-
     multilingual = config.vocab_size >= 51865
     id_to_token = {i: t for t, i in special.items()}
     settings = {
@@ -406,7 +408,6 @@ def convert_whisper(
     directory is written beside ``dst`` and renamed into place, so a reader never sees half of it.
     """
     from safetensors.torch import save_file
-    from transformers import WhisperFeatureExtractor
 
     src, dst = Path(src), Path(dst)
     if dst.exists():
