@@ -149,7 +149,7 @@ def read_ctranslate2(files: str | Path | Sequence[str | Path]) -> CT2Model:
             type_id, size = reader.unpack("BI")
         else:  # older files store the item width and the item count
             width, items = reader.unpack("BI")
-            type_id, size = {4: 0, 2: 2, 1: 1}[width], width * items
+            type_id, size = {4: 0, 2: 2, 1: 1}.get(width, 255), width * items
         if type_id >= len(_CT2_DTYPES):
             raise ValueError(f"{name}: variable {var_name} has unknown dtype id {type_id}")
         variables[var_name] = reader.tensor(shape, _CT2_DTYPES[type_id], size)
