@@ -1,7 +1,7 @@
 .PHONY: install test lint format demo
 
 install:
-	pip install -c constraints.txt -e ".[dev]"
+	pip install -c constraints.txt -e ".[dev,real]"
 
 test:
 	python -m pytest

@@ -1,4 +1,5 @@
-"""The ``voxlm`` command line: transcribe, synth, data, timestamps, train, evaluate, demo, serve.
+"""The ``voxlm`` command line: transcribe, synth, data, timestamps, convert, train, evaluate,
+demo, serve.
 
 Each subcommand is a small function over the library; decoding flags are generated from
 ``DecodingOptions`` and the demo's from ``DemoOptions``, so their defaults live in one place.
@@ -330,6 +331,39 @@ def _run_timestamps(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- convert ------------------------------------------------------------------------------------
+def _convert_parser(sub) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert a faster-whisper (CTranslate2) Whisper directory to Hugging Face format",
+        description="Read a CTranslate2 Whisper directory (model.bin or model.bin.part1..N, "
+        "config.json, tokenizer.json) and write a Hugging Face Whisper directory: weights, "
+        "config, tokenizer, feature extractor and generation config with the alignment heads.",
+    )
+    p.add_argument("format", choices=["whisper"], help="what the source holds")
+    p.add_argument("src", type=Path, help="the CTranslate2 directory")
+    p.add_argument("dst", type=Path, help="the Hugging Face directory to write (must not exist)")
+    p.add_argument(
+        "--model-files",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="model.bin parts in order, where they are not all in SRC",
+    )
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.set_defaults(run=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    import torch
+
+    from voxlm.convert import convert_whisper
+
+    dtype = getattr(torch, args.dtype)
+    print(convert_whisper(args.src, args.dst, files=args.model_files, dtype=dtype))
+    return 0
+
+
 # ---- evaluate -----------------------------------------------------------------------------------
 def _evaluate_parser(sub) -> None:
     p = sub.add_parser(
@@ -456,6 +490,7 @@ _PARSERS = [
     _synth_parser,
     _data_parser,
     _timestamps_parser,
+    _convert_parser,
     _train_parser,
     _evaluate_parser,
     _demo_parser,

@@ -8,11 +8,13 @@ clip costs 3 s of compute, and padding inside a batch is masked out of self-atte
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import torch
 from torch import nn
-from transformers import AutoConfig, PretrainedConfig, Wav2Vec2Model, WhisperConfig
+from transformers import AutoConfig, AutoModel, PretrainedConfig, Wav2Vec2Model, WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from voxlm.audio import HOP_LENGTH, SAMPLE_RATE, log_mel_spectrogram
@@ -60,20 +62,42 @@ class AudioEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: torch.dtype = torch.float32) -> AudioEncoder:
-        """Load the encoder half of a hub model or local checkpoint (Whisper, MMS, wav2vec2)."""
+        """Load the encoder half of a checkpoint (Whisper, MMS, wav2vec2, HuBERT).
+
+        Accepts a full model (``WhisperForConditionalGeneration``, ``Wav2Vec2ForCTC``), an
+        encoder saved alone, a faster-whisper (CTranslate2) directory, or a hub name; packaged
+        hub names resolve to their packaged copies when the hub is out of reach
+        (``voxlm.assets``). Every encoder tensor must come from the checkpoint: a missing or
+        unexpected tensor raises instead of leaving random weights in a "pretrained" encoder.
+        """
+        from voxlm.assets import resolve
+        from voxlm.convert import is_ctranslate2_dir, read_whisper
+
+        path = resolve(name_or_path)
+        if is_ctranslate2_dir(path):
+            config, state = read_whisper(path, dtype=dtype)
+            encoder = WhisperEncoder(config).to(dtype)
+            prefix = "model.encoder."
+            part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            _check_loaded(path, *_missing_unexpected(encoder.load_state_dict(part, strict=False)))
+            return cls(encoder, "whisper")
         try:
-            config = AutoConfig.from_pretrained(name_or_path)
+            config = AutoConfig.from_pretrained(path)
         except OSError as error:
             raise ValueError(
-                f"cannot load audio encoder {name_or_path!r}: not a local checkpoint directory and "
+                f"cannot load audio encoder {path!r}: not a local checkpoint directory and "
                 f"not reachable on the model hub ({error})"
             ) from None
         if config.model_type == "whisper":
-            return cls(WhisperEncoder.from_pretrained(name_or_path, dtype=dtype), "whisper")
+            # A full Whisper checkpoint names its tensors model.encoder.*, which
+            # WhisperEncoder.from_pretrained does not strip: without this mapping every tensor
+            # is reported "unexpected" and the encoder keeps its random initialisation.
+            mapping = {r"^(model\.)?encoder\.": ""}
+            return cls(_load_part(WhisperEncoder, path, dtype, "whisper", mapping), "whisper")
         if config.model_type in ("wav2vec2", "wav2vec2-conformer", "hubert"):
-            return cls(Wav2Vec2Model.from_pretrained(name_or_path, dtype=dtype), "wav2vec2")
+            return cls(_load_part(AutoModel, path, dtype, "wav2vec2"), "wav2vec2")
         raise ValueError(
-            f"{name_or_path}: unsupported audio encoder type {config.model_type!r} "
+            f"{path}: unsupported audio encoder type {config.model_type!r} "
             "(expected whisper or wav2vec2)"
         )
 
@@ -140,3 +164,67 @@ def _attention_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     bias = bias.masked_fill(~mask, torch.finfo(dtype).min)
     return bias[:, None, None, :]
+
+
+# Tensors of the other half of a full checkpoint (the text decoder, the CTC or pre-training
+# heads): present in the file, rightly not loaded into the encoder.
+_OTHER_HALF = {
+    "whisper": ("model.decoder.", "decoder.", "proj_out."),
+    "wav2vec2": (
+        "lm_head.",
+        "quantizer.",
+        "project_q.",
+        "project_hid.",
+        "projector.",
+        "classifier.",
+    ),
+}
+
+
+def _load_part(
+    model_class: type,
+    path: str,
+    dtype: torch.dtype,
+    kind: str,
+    key_mapping: dict[str, str] | None = None,
+) -> nn.Module:
+    """``model_class.from_pretrained`` that raises where tensors are missing or unexpected."""
+    extra = {"key_mapping": key_mapping} if key_mapping else {}
+    with _quiet_load_report():
+        model, info = model_class.from_pretrained(
+            path, dtype=dtype, output_loading_info=True, **extra
+        )
+    unexpected = [k for k in info["unexpected_keys"] if not k.startswith(_OTHER_HALF[kind])]
+    _check_loaded(path, sorted(info["missing_keys"]), sorted(unexpected))
+    return model
+
+
+def _missing_unexpected(result: object) -> tuple[list[str], list[str]]:
+    return sorted(result.missing_keys), sorted(result.unexpected_keys)
+
+
+def _check_loaded(path: str, missing: list[str], unexpected: list[str]) -> None:
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: the audio encoder does not match the checkpoint: missing tensors "
+            f"{missing}, unexpected tensors {unexpected}"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """Hold back transformers' load report while loading: it lists the decoder's tensors of a
+    full checkpoint as unexpected on every load, and real problems raise in ``_check_loaded``.
+
+    A filter, not a raised level: transformers runs extra checks when that logger's level is
+    at WARNING or above, and they log warnings of their own."""
+    report = logging.getLogger("transformers.modeling_utils")
+    report.addFilter(_not_a_load_report)
+    try:
+        yield
+    finally:
+        report.removeFilter(_not_a_load_report)
+
+
+def _not_a_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()

@@ -56,10 +56,28 @@ def load_tokenizer(config: ModelConfig, path: str | Path | None = None) -> PreTr
     elif config.tokenizer == "char":
         tokenizer = char_tokenizer()
     else:
-        tokenizer = AutoTokenizer.from_pretrained(config.llm_model)
+        source, extra = _llm_source(config.llm_model)
+        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _llm_source(name: str) -> tuple[str, dict[str, str]]:
+    """Where transformers loads ``llm_model`` from: (name or directory, extra keyword arguments).
+
+    A ``.gguf`` file (llama.cpp's format, with the tokenizer and chat template inside) loads
+    through transformers' GGUF support, which wants the folder and the file name apart. Packaged
+    hub names resolve to their packaged copies when the hub is out of reach (``voxlm.assets``).
+    """
+    from voxlm.assets import resolve
+
+    path = resolve(name)
+    if not path.lower().endswith(".gguf"):
+        return path, {}
+    if not Path(path).is_file():
+        raise ValueError(f"llm_model {path}: GGUF file not found")
+    return str(Path(path).parent), {"gguf_file": Path(path).name}
 
 
 def build_llm(config: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
@@ -74,9 +92,11 @@ def build_llm(config: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> PreTra
         llm_config = AutoConfig.for_model(model_type, **values)
         model = AutoModelForCausalLM.from_config(llm_config, dtype=torch_dtype(config.dtype))
     else:
+        source, extra = _llm_source(config.llm_model)
         try:
+            # GGUF weights are dequantised on load, then cast to the configured dtype.
             model = AutoModelForCausalLM.from_pretrained(
-                config.llm_model, dtype=torch_dtype(config.dtype)
+                source, dtype=torch_dtype(config.dtype), **extra
             )
         except OSError as error:
             raise ValueError(
