@@ -11,6 +11,7 @@ from voxlm.text import (
     align_words,
     group_words,
     matched_words,
+    normalize_english,
     normalize_text,
     piece_word_index,
     split_words,
@@ -94,3 +95,35 @@ def test_align_words_agrees_with_jiwer(ref, hyp):
 
 def test_matched_words_skips_punctuation():
     assert matched_words(["Hello,", "world"], ["hello", "—", "world."]) == [(0, 0), (1, 2)]
+
+
+@pytest.mark.parametrize(
+    "written, spoken",
+    [
+        ("1 2 3", "one two three"),
+        ("It's 42.", "it's forty two"),
+        ("13, 15, 19", "thirteen fifteen nineteen"),
+        ("1,000 people", "one thousand people"),
+        ("105 and 2,500,017", "one hundred five and two million five hundred thousand seventeen"),
+        ("the 2nd, 3rd, 21st and 100th", "the second third twenty first and one hundredth"),
+        ("12th 20th 8th", "twelfth twentieth eighth"),
+        ("3.14 and 0.5", "three point one four and zero point five"),
+        ("50%", "fifty percent"),
+        ("call 007", "call zero zero seven"),
+        ("version 2.0.1", "version two zero one"),
+    ],
+)
+def test_normalize_english_spells_numbers(written, spoken):
+    assert normalize_english(written) == spoken
+    assert normalize_english(spoken) == spoken  # words are already the normal form
+
+
+def test_normalize_english_is_normalize_text_without_numbers():
+    text = "Well-known  \u201cquotes\u201d, don't DROP it!"
+    assert normalize_english(text) == normalize_text(text) == "well known quotes don't drop it"
+
+
+def test_normalize_english_leaves_digits_inside_words_and_drops_and_in_spoken_numbers():
+    assert normalize_english("mp3 4x4 COVID-19") == "mp3 4x4 covid nineteen"
+    assert normalize_english("One hundred and five") == normalize_english("105")
+    assert normalize_english("rock and roll") == "rock and roll"

@@ -6,6 +6,7 @@ Scoring, lexicons, n-gram models, training labels, word timing and forced alignm
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,98 @@ def normalize_text(text: str) -> str:
         else:
             chars.append(ch)
     return " ".join("".join(chars).split())
+
+
+_ONES = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+)  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+_ORDINALS = {  # the number words whose ordinal is not the word + "th"
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
+# A written number: digits (thousands may be grouped by commas), then a decimal part or an
+# ordinal suffix. Digits inside a word ("mp3", "4x4") are no number and are left alone.
+_NUMBER = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+)|(st|nd|rd|th))?(?![\w]|[.,]\d)"
+)
+# "one hundred and five" is said; the spelled-out digits say "one hundred five".
+_NUMBER_AND = re.compile(
+    r"\b(hundred|thousand|million|billion|trillion) and (?=("
+    + "|".join((*_ONES[1:], *_TENS[2:]))
+    + r")\b)"
+)
+
+
+def _spell_integer(n: int) -> str:
+    """American English words of a non-negative integer, without "and" (105: one hundred five)."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = n % 100
+        return _ONES[n // 100] + " hundred" + (" " + _spell_integer(rest) if rest else "")
+    for value, name in _SCALES:
+        if n >= value:
+            rest = n % value
+            head = _spell_integer(n // value) + " " + name
+            return head + (" " + _spell_integer(rest) if rest else "")
+    raise AssertionError("unreachable: n >= 1000 has a scale")
+
+
+def _ordinal(words: str) -> str:
+    """The ordinal of spelled-out number words: "twenty one" -> "twenty first"."""
+    *head, last = words.split()
+    if last in _ORDINALS:
+        last = _ORDINALS[last]
+    elif last.endswith("y"):
+        last = last[:-1] + "ieth"
+    else:
+        last += "th"
+    return " ".join([*head, last])
+
+
+def _spell_number(match: re.Match) -> str:
+    digits, decimals, suffix = match.group(1).replace(",", ""), match.group(2), match.group(3)
+    if len(digits) > 15 or (len(digits) > 1 and digits.startswith("0")):
+        words = " ".join(_ONES[int(d)] for d in digits)  # a code or an id: said digit by digit
+    else:
+        words = _spell_integer(int(digits))
+        if suffix:
+            words = _ordinal(words)
+    if decimals:
+        words += " point " + " ".join(_ONES[int(d)] for d in decimals)
+    return f" {words} "
+
+
+def normalize_english(text: str) -> str:
+    """``normalize_text`` with numbers written in words, so digits and words score the same.
+
+    Speech recognisers write "1 2 3" where a reference says "one two three" (and the other way
+    round); whisper's English normaliser exists so that WER does not count those as errors. This
+    one goes from digits to words: integers ("42" -> "forty two", "1,000" -> "one thousand"),
+    ordinals ("2nd" -> "second", "21st" -> "twenty first"), simple decimals ("3.14" -> "three
+    point one four"), "%" -> "percent"; other digit groups ("2.0.1") number by number; a number
+    with a leading zero or over 15 digits is read digit by digit. In written-out numbers "and"
+    after a scale word is dropped ("one hundred and five" -> "one hundred five"), as the digits
+    are spelled without it. Not handled: years read in pairs ("1999" is "one thousand nine
+    hundred ninety nine", not "nineteen ninety nine"), currencies, fractions, British/American
+    spellings and filler words.
+    """
+    text = unicodedata.normalize("NFKC", text).lower().replace("%", " percent ")
+    text = normalize_text(_NUMBER.sub(_spell_number, text))
+    # Digits the first pass left in punctuation it does not read ("2.0.1", "9,5") stand alone now.
+    text = " ".join(_NUMBER.sub(_spell_number, text).split())
+    return _NUMBER_AND.sub(r"\1 ", text)
 
 
 def normalize_word(word: str) -> str:
