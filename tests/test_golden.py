@@ -21,6 +21,7 @@ import torch
 from voxlm import DecodingOptions, VoxLM, get_config
 from voxlm.lexicon import Lexicon
 from voxlm.ngram import NGramLM
+from voxlm.results import WordTiming
 
 GOLDEN_FILE = Path(__file__).parent / "golden.json"
 TOLERANCE = 1e-6
@@ -74,7 +75,7 @@ def _batch(seeds: list[int], texts: list[str]) -> dict:
         step = (len(clip) / 16000 - 0.2) / len(text.split())
         words.append(
             [
-                {"word": w, "start": 0.1 + step * j, "end": 0.1 + step * (j + 0.8)}
+                WordTiming(w, 0.1 + step * j, 0.1 + step * (j + 0.8))
                 for j, w in enumerate(text.split())
             ]
         )

@@ -5,6 +5,7 @@ import torch
 
 from voxlm.labels import alignment_targets, span_targets
 from voxlm.llm import char_tokenizer
+from voxlm.results import WordTiming
 from voxlm.text import TokenText
 
 
@@ -35,7 +36,7 @@ def test_span_targets_valid_frames_and_errors():
 def test_alignment_targets_put_a_space_just_before_its_word():
     token_text = TokenText(char_tokenizer())
     ids = token_text.tokenizer("hi yo", add_special_tokens=False).input_ids
-    words = [{"word": "hi", "start": 0.1, "end": 0.3}, {"word": "yo", "start": 0.3, "end": 0.5}]
+    words = [WordTiming("hi", 0.1, 0.3), WordTiming("yo", 0.3, 0.5)]
     target, mask, lengths = alignment_targets(token_text, [ids], [words], 40, [40])
     assert lengths == [6] and mask[0].all()  # the prefix space, h i ' ' y o
     frames = [torch.nonzero(target[0, j]).flatten().tolist() for j in range(6)]

@@ -9,6 +9,7 @@ from transformers import WhisperConfig
 from voxlm import QwenSTT, VoxLM
 from voxlm.decoding import DecodingOptions, generate
 from voxlm.encoder import AudioEncoder
+from voxlm.results import WordTiming
 
 # Random weights: keep every rule that could silence the output off, so words come out.
 OPEN = DecodingOptions(min_confidence=0.0, no_speech_check=False, max_tokens_per_second=10.0)
@@ -20,9 +21,9 @@ def batch(texts=("the cat sat", "hello")):
     audio[1, 11000:] = 0
     words = [
         [
-            {"word": "the", "start": 0.1, "end": 0.3},
-            {"word": "cat", "start": 0.3, "end": 0.6},
-            {"word": "sat", "start": 0.6, "end": 0.9},
+            WordTiming("the", 0.1, 0.3),
+            WordTiming("cat", 0.3, 0.6),
+            WordTiming("sat", 0.6, 0.9),
         ],
         None,
     ]

@@ -5,6 +5,7 @@ from conftest import tiny_config, tone
 
 from voxlm.decoding import DecodingOptions
 from voxlm.model import VoxLM
+from voxlm.results import WordTiming
 
 TEXT = "hello world"
 STEPS = 300
@@ -18,12 +19,7 @@ def test_overfit_one_clip_then_transcribe_it_exactly():
         "audio": torch.from_numpy(clip)[None],
         "audio_lengths": torch.tensor([len(clip)]),
         "texts": [TEXT],
-        "words": [
-            [
-                {"word": "hello", "start": 0.1, "end": 0.5},
-                {"word": "world", "start": 0.5, "end": 0.9},
-            ]
-        ],
+        "words": [[WordTiming("hello", 0.1, 0.5), WordTiming("world", 0.5, 0.9)]],
     }
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 import torch
 
 from voxlm.encoder import ENCODER_FRAME_SECONDS
+from voxlm.results import WordTiming
 from voxlm.text import TokenText, piece_word_index
 
 BOUNDARY_FRAMES = 2  # a whitespace token's aligner target: this many frames before the onset
 
-TimedWords = Sequence[dict] | None  # per word {"word", "start", "end"} in seconds
+TimedWords = Sequence[WordTiming] | None  # one utterance's timed words, or None
 
 
 def token_word_index(pieces: Sequence[str], words: TimedWords) -> list[int]:
@@ -29,11 +30,9 @@ def token_word_index(pieces: Sequence[str], words: TimedWords) -> list[int]:
     return index
 
 
-def word_frames(word: dict) -> tuple[int, int]:
+def word_frames(word: WordTiming) -> tuple[int, int]:
     """A timed word's encoder frames [start, end)."""
-    return int(word["start"] / ENCODER_FRAME_SECONDS), math.ceil(
-        word["end"] / ENCODER_FRAME_SECONDS
-    )
+    return int(word.start / ENCODER_FRAME_SECONDS), math.ceil(word.end / ENCODER_FRAME_SECONDS)
 
 
 def alignment_targets(

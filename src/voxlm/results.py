@@ -1,14 +1,28 @@
-"""What transcription returns: timed words, a transcript, and why decoding stopped."""
+"""Timed words: a reference word's span (``WordTiming``), and what transcription returns (a
+``Word`` with its confidence, a ``Transcript``, and why decoding stopped)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 STOP_EOS = "eos"
 STOP_LOW_CONFIDENCE = "low_confidence"
 STOP_REPETITION = "repetition"
 STOP_MAX_TOKENS = "max_tokens_per_second"
 STOP_NO_SPEECH = "no_speech"
+
+
+class WordTiming(NamedTuple):
+    """A reference word's span in seconds, as manifests and training batches carry it.
+
+    A tuple, so ``word, start, end = timing`` unpacks it; on disk it is the manifest's
+    ``{"word", "start", "end"}`` object (``voxlm.data.manifest``).
+    """
+
+    word: str
+    start: float
+    end: float
 
 
 @dataclass(frozen=True)

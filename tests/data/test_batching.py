@@ -2,6 +2,7 @@ import numpy as np
 import torch
 
 from voxlm.data.batching import LengthBucketSampler, collate
+from voxlm.results import WordTiming
 
 
 def _durations(n=230, seed=0):
@@ -59,7 +60,7 @@ def _item(uid, n, words=True):
         "id": uid,
         "audio": np.full(n, 0.5, dtype=np.float32),
         "text": f"text {uid}",
-        "words": [{"word": "text", "start": 0.0, "end": 0.1}] if words else None,
+        "words": [WordTiming("text", 0.0, 0.1)] if words else None,
     }
 
 
@@ -69,7 +70,7 @@ def test_collate_pads_and_drops_failed_items():
     assert batch["audio_lengths"].tolist() == [5, 3]
     assert batch["audio"][1, 3:].abs().sum() == 0 and batch["audio"][1, :3].eq(0.5).all()
     assert batch["ids"] == ["a", "b"] and batch["texts"] == ["text a", "text b"]
-    assert batch["words"][0][0]["word"] == "text" and batch["words"][1] is None
+    assert batch["words"][0][0].word == "text" and batch["words"][1] is None
     assert collate([_item("c", 2, words=False)])["words"] is None
     assert collate([None, None]) is None
 

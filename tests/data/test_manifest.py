@@ -6,7 +6,13 @@ import pytest
 import soundfile as sf
 
 from voxlm.data.batching import collate
-from voxlm.data.manifest import Utterance, UtteranceDataset, read_manifest, write_manifest
+from voxlm.data.manifest import (
+    Utterance,
+    UtteranceDataset,
+    WordTiming,
+    read_manifest,
+    write_manifest,
+)
 
 
 def _utterances(folder):
@@ -16,7 +22,8 @@ def _utterances(folder):
     for i in range(3):
         path = audio / f"u{i}.flac"
         sf.write(path, np.sin(np.arange(1600 * (i + 1)) / 5).astype(np.float32) * 0.3, 16000)
-        words = (("hello", 0.01, 0.04), ("world", 0.05, 0.09)) if i != 1 else None
+        words = (WordTiming("hello", 0.01, 0.04), WordTiming("world", 0.05, 0.09))
+        words = words if i != 1 else None
         out.append(Utterance(f"u{i}", str(path), "hello world", 0.1 * (i + 1), words, "7"))
     return out
 
@@ -29,6 +36,7 @@ def test_round_trip_with_relative_paths(tmp_path):
     assert first["audio_filepath"] == "audio/u0.flac"
     assert first["words"][1] == {"word": "world", "start": 0.05, "end": 0.09}
     assert read_manifest(manifest) == utterances
+    assert isinstance(read_manifest(manifest)[0].words[0], WordTiming)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -61,7 +69,8 @@ def test_corrupt_file_is_skipped_with_a_warning_and_counted(tmp_path, caplog):
     assert items[1] is None and dataset.n_failed == 1
     assert "u1" in caplog.text
     assert items[0]["audio"].dtype == np.float32 and len(items[0]["audio"]) == 1600
-    assert items[2]["words"][0] == {"word": "hello", "start": 0.01, "end": 0.04}
+    assert items[2]["words"][0] == WordTiming("hello", 0.01, 0.04)
+    assert items[2]["words"][0].start == 0.01  # batches carry WordTiming, not the JSON object
     batch = collate(items)
     assert batch["ids"] == ["u0", "u2"] and batch["audio"].shape == (2, 4800)
     assert collate([items[1]]) is None

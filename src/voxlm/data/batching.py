@@ -4,7 +4,7 @@ Batch dict (what `VoxLM.forward` consumes):
     audio          float32 [B, S]  mono 16 kHz, right-padded with zeros
     audio_lengths  long [B]        valid samples per row
     texts          list[str]       B transcripts
-    words          list[list[dict] | None] | None  per-word {"word","start","end"} in seconds
+    words          list[list[WordTiming] | None] | None  per word (word, start, end) in seconds
     ids            list[str]       B utterance ids
 """
 

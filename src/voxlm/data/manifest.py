@@ -20,10 +20,17 @@ from typing import Any
 import torch.utils.data
 
 from voxlm.audio import load_audio
+from voxlm.results import WordTiming
+
+__all__ = [
+    "Utterance",
+    "UtteranceDataset",
+    "WordTiming",
+    "read_manifest",
+    "write_manifest",
+]
 
 logger = logging.getLogger("voxlm")
-
-WordTiming = tuple[str, float, float]  # (word, start s, end s)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def _parse_words(value: Any, where: str) -> tuple[WordTiming, ...] | None:
         end = float(_field(item, "end", (int, float), f"{where} words[{i}]"))
         if not 0 <= start <= end:
             raise ValueError(f"{where}: field 'words[{i}]' needs 0 <= start <= end, got {item!r}")
-        words.append((word, start, end))
+        words.append(WordTiming(word, start, end))
     return tuple(words)
 
 
@@ -164,5 +171,5 @@ class UtteranceDataset(torch.utils.data.Dataset):
             return None
         words = None
         if utterance.words is not None:
-            words = [{"word": w, "start": s, "end": e} for w, s, e in utterance.words]
+            words = [WordTiming(*w) for w in utterance.words]
         return {"id": utterance.id, "audio": audio, "text": utterance.text, "words": words}
