@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from voxlm.data.espeak import Espeak, overlay_data
 from voxlm.data.librispeech import read_librispeech
 from voxlm.data.manifest import read_manifest
 from voxlm.data.sentences import VOCABULARY, generate_sentences, sentence_words, split_disjoint
@@ -11,13 +12,11 @@ from voxlm.data.synth import (
     DEFAULT_VOICES,
     SPLITS,
     SynthOptions,
-    _Espeak,
-    _match_events,
-    _overlay_data,
     _plan,
     synthesize_corpus,
     voice_exists,
 )
+from voxlm.data.word_onsets import match_events
 
 SMALL = {"n_train": 16, "n_dev": 4, "n_test": 10, "seed": 5, "noise_prob": 0.5, "reverb_prob": 0.5}
 
@@ -97,9 +96,9 @@ def test_merged_article_onset_is_recovered_from_phonemes():
     text = "we sat in the autumn"
     words = [(0, 0), (3, 100), (7, 200), (14, 400)]  # no word event for "the" (position 10)
     phonemes = [(7, 200, "I"), (7, 250, "n"), (7, 300, "D"), (7, 350, "I2"), (7, 400, ";")]
-    assert _match_events(text, words, phonemes) == [0, 100, 200, 300, 400]
-    assert _match_events(text, words, phonemes[:2]) is None  # cannot place it: never guess
-    assert _match_events("we sat", [(0, 0)], []) is None
+    assert match_events(text, words, phonemes) == [0, 100, 200, 300, 400]
+    assert match_events(text, words, phonemes[:2]) is None  # cannot place it: never guess
+    assert match_events("we sat", [(0, 0)], []) is None
 
 
 def test_options_are_checked():
@@ -125,7 +124,7 @@ ACCENT_PROBE = "the hot thing is walking by the lazy boat at eight and happy cat
 def test_accent_features_replace_phonemes_one_for_one(voice, tmp_path):
     # espeak-ng drops a replacement it does not know without a word: a feature naming a phoneme
     # missing from an English table would delete sounds instead of changing them.
-    engine = _Espeak(_overlay_data(tmp_path))
+    engine = Espeak(overlay_data(tmp_path))
 
     def spoken(name):
         events = engine.synthesize(ACCENT_PROBE, name, 170, 50, 0)[2]

@@ -11,31 +11,22 @@ Output under `output_dir`:
 Speaker = index of the voice in `voices` (the held-out voice comes last, test only); chapter =
 split (train 1, dev 2, test 3). Splits have disjoint sentences.
 
-Why the details below:
-- espeak-ng keeps synthesis state between utterances inside one process (measured: the same
-  text gives different samples depending on what was spoken before, even after
-  espeak_Terminate/espeak_Initialize). So utterances are synthesised in fixed shards, each in a
-  fresh worker process: the same seed gives identical audio whatever the number of workers.
-- Word events carry `sample`, an index at espeak-ng's 22,050 Hz: onsets are scaled by 320/441
-  along with the audio. About 5% of utterances lack an event for an unstressed "the"/"a"
-  (measured: "in the", "on the" are spoken as one word, and the article's phonemes are reported
-  under the preceding word). Such an onset is recovered from the phoneme events: the article's
-  phonemes are the last ones of the preceding word (`_MERGED_WORDS`). Any other mismatch is
-  synthesised again at another rate, then dropped and counted, never misaligned.
-- A word's span is trimmed to voiced energy: its start moves forward over silence after the
-  onset, its end back to the last voiced frame before the next onset.
-- Accents. espeak-ng has eight English accents, so a model trained on them meets any other
-  accent as noise: on the held-out voice, word error was ten times that of the training voices
-  (BENCHMARKS.md). A share of training utterances (`accent_prob`) is therefore spoken with one
-  to three well-known features of English accents (`ACCENT_FEATURES`, after J. C. Wells,
-  "Accents of English", 1982), applied as phoneme replacements, espeak-ng's own mechanism for
-  its accents (the `replace` lines of a voice file), through a private voice variant. Dev and
-  test are spoken as the voices speak, so scores measure the plain voices.
+The parts, one module each: the espeak-ng binding (`data/espeak.py`), word timings from its
+events (`data/word_onsets.py`), accent features (`data/accents.py`), room and noise
+(`data/effects.py`). This module plans the corpus and runs them:
+- espeak-ng keeps synthesis state between utterances inside one process, so utterances are
+  synthesised in fixed shards, each in a fresh worker process: the same seed gives identical
+  audio whatever the number of workers.
+- Onsets are scaled by 320/441 (22,050 Hz to 16 kHz) along with the audio. An utterance whose
+  word events do not match its words is synthesised again at another rate, then dropped and
+  counted, never misaligned.
+- A share of training utterances (`accent_prob`) is spoken with one to three features of
+  English accents (`ACCENT_FEATURES`). Dev and test are spoken as the voices speak, so scores
+  measure the plain voices.
 """
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import re
@@ -46,21 +37,35 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import espeakng_loader
 import numpy as np
 import soundfile as sf
 import soxr
 from tqdm import tqdm
 
 from voxlm.audio import SAMPLE_RATE
+from voxlm.data.accents import ACCENT_FEATURES
+from voxlm.data.effects import augment
+from voxlm.data.espeak import ESPEAK_SAMPLE_RATE, Espeak, overlay_data, voice_exists
 from voxlm.data.manifest import Utterance, write_manifest
 from voxlm.data.sentences import generate_sentences, sentence_words, split_disjoint
+from voxlm.data.word_onsets import match_events, voiced_frames, word_spans
+from voxlm.results import WordTiming
 
-ESPEAK_SAMPLE_RATE = 22_050  # espeak-ng's fixed output rate; 16000/22050 = 320/441
+__all__ = [
+    "ACCENT_FEATURES",
+    "DEFAULT_HELD_OUT_VOICE",
+    "DEFAULT_VOICES",
+    "SPLITS",
+    "SynthOptions",
+    "SynthReport",
+    "read_text_file",
+    "synthesize_corpus",
+    "voice_exists",
+]
+
 SPLITS = ("train", "dev", "test")
 CHAPTERS = {"train": 1, "dev": 2, "test": 3}
 SHARD_SIZE = 128  # utterances per fresh worker process: fixed, so output never depends on workers
-FRAME = SAMPLE_RATE // 100  # 10 ms energy frames, 160 samples
 
 DEFAULT_VOICES = (
     "en",
@@ -77,38 +82,6 @@ DEFAULT_VOICES = (
     "en+klatt",
 )
 DEFAULT_HELD_OUT_VOICE = "en-gb-x-gbcwmd"
-
-# Features of English accents as espeak-ng `replace` lines ("<flags> <phoneme> <replacement>";
-# flags: 1 = only at the end of a word, 2 = only unstressed; NULL deletes). Every replacement is
-# a phoneme of the English tables: espeak-ng silently drops an unknown one (tested).
-ACCENT_FEATURES: dict[str, tuple[str, ...]] = {
-    "h-dropping": ("00 h NULL",),  # 'ouse: most urban accents of England, Wales
-    "g-dropping": ("03 N n",),  # walkin': widespread, informal
-    "th-fronting": ("00 T f",),  # fink: London, Estuary
-    "th-stopping": ("00 T t", "00 D d"),  # tink, dis: Irish, Caribbean, New York
-    "t-glottalling": ("01 t ?",),  # wha': British urban accents
-    "foot-strut": ("00 V U",),  # no FOOT-STRUT split: north of England, Midlands
-    "trap-raising": ("00 a E",),  # New Zealand, South Africa, New York
-    "price-backing": ("00 aI OI",),  # London, Australia
-    "price-monophthong": ("00 aI A:",),  # southern United States
-    "face-monophthong": ("00 eI e:",),  # Scotland, north of England, Wales
-    "goat-monophthong": ("00 oU o:",),  # Scotland, north of England, Wales
-    "happy-laxing": ("03 i I",),  # conservative RP, north of England
-}
-
-# Words espeak-ng merges into the preceding word: (first phoneme names, phoneme count).
-_MERGED_WORDS = {"the": (("D", "d"), 2), "a": (("",), 1), "an": (("",), 2)}
-
-# speak_lib.h constants
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_INITIALIZE_PHONEME_EVENTS = 1
-_EVENT_LIST_TERMINATED = 0
-_EVENT_WORD = 1
-_EVENT_PHONEME = 7
-_POS_CHARACTER = 1
-_CHARS_AUTO = 0
-_PARAM_RATE = 1
-_PARAM_PITCH = 3
 
 
 @dataclass(frozen=True)
@@ -193,132 +166,6 @@ class SynthReport:
         return asdict(self)
 
 
-def voice_exists(voice: str) -> bool:
-    """True when espeak-ng's shipped data has the language (and variant) of `voice`."""
-    data = Path(espeakng_loader.get_data_path())
-    language, _, variant = voice.partition("+")
-    if variant and not (data / "voices" / "!v" / variant).is_file():
-        return False
-    return any(
-        p.name.lower() == language.lower() for p in (data / "lang").rglob("*") if p.is_file()
-    )
-
-
-# ------------------------------------------------------------------------------------------
-# espeak-ng through ctypes (one instance per worker process)
-# ------------------------------------------------------------------------------------------
-class _Event(ctypes.Structure):
-    """espeak_EVENT from speak_lib.h."""
-
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),  # 1-based character position
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),  # ms
-        ("sample", ctypes.c_int),  # sample index at 22,050 Hz
-        ("user_data", ctypes.c_void_p),
-        ("id", ctypes.c_char * 8),
-    ]
-
-
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
-
-
-class _Espeak:
-    """libespeak-ng in synchronous mode: text in, int16 samples and word events out."""
-
-    def __init__(self, data_dir: Path | None = None) -> None:
-        """`data_dir`: a writable overlay of espeak-ng's data (`_overlay_data`) for accents."""
-        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        self.data_dir = data_dir
-        self._variants: dict[tuple[str, tuple[str, ...]], str] = {}
-        data = str(data_dir or espeakng_loader.get_data_path()).encode()
-        rate = self.lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INITIALIZE_PHONEME_EVENTS
-        )
-        if rate != ESPEAK_SAMPLE_RATE:
-            raise RuntimeError(f"espeak-ng initialisation failed or rate {rate} != 22050")
-        self._chunks: list[np.ndarray] = []
-        self._words: list[tuple[int, int]] = []  # (0-based char position, sample)
-        self._phonemes: list[tuple[int, int, str]] = []  # (char position, sample, name)
-        self._callback = _SYNTH_CALLBACK(self._on_audio)  # kept alive while the library calls it
-        self.lib.espeak_SetSynthCallback(self._callback)
-
-    def _on_audio(self, wav: Any, n_samples: int, events: Any) -> int:
-        if wav and n_samples > 0:
-            self._chunks.append(np.ctypeslib.as_array(wav, (n_samples,)).copy())
-        i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            event = events[i]
-            if event.type == _EVENT_WORD:
-                self._words.append((event.text_position - 1, event.sample))
-            elif event.type == _EVENT_PHONEME:
-                name = bytes(event.id).split(b"\0")[0].decode("ascii", "replace")
-                self._phonemes.append((event.text_position - 1, event.sample, name))
-            i += 1
-        return 0
-
-    def accent_voice(self, voice: str, features: tuple[str, ...]) -> str:
-        """`voice` with accent features: a new variant = its own variant + `replace` lines."""
-        if not features:
-            return voice
-        key = (voice, features)
-        if key not in self._variants:
-            if self.data_dir is None:
-                raise RuntimeError("accent features need _Espeak(data_dir=_overlay_data(...))")
-            language, _, variant = voice.partition("+")
-            folder = self.data_dir / "voices" / "!v"
-            base = (folder / variant).read_text(encoding="latin-1") if variant else ""
-            lines = [f"replace {line}" for f in features for line in ACCENT_FEATURES[f]]
-            name = f"voxlm{len(self._variants)}"
-            (folder / name).write_text(base + "\n" + "\n".join(lines) + "\n", encoding="latin-1")
-            self._variants[key] = f"{language}+{name}"
-        return self._variants[key]
-
-    def synthesize(
-        self, text: str, voice: str, rate: int, pitch: int, seed: int
-    ) -> tuple[np.ndarray, list[tuple[int, int]], list[tuple[int, int, str]]]:
-        """(int16 samples at 22,050 Hz, word events, phoneme events).
-
-        Word events are (0-based char position, onset sample); phoneme events are
-        (char position of their word, onset sample, phoneme name).
-        """
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise RuntimeError(f"espeak-ng could not load voice {voice!r}")
-        self.lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
-        self.lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
-        self.lib.espeak_ng_SetRandSeed(seed & 0x7FFFFFFF)  # the Klatt voices' noise source
-        self._chunks, self._words, self._phonemes = [], [], []
-        data = text.encode()
-        self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_AUTO, None, None)
-        self.lib.espeak_Synchronize()
-        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return audio, self._words, self._phonemes
-
-
-def _overlay_data(root: Path) -> Path:
-    """espeak-ng's data dir rebuilt under `root` from links, with a writable `voices/!v`."""
-    source = Path(espeakng_loader.get_data_path())
-    data = root / "espeak-ng-data"
-    variants = data / "voices" / "!v"
-    variants.mkdir(parents=True)
-    for entry in source.iterdir():
-        if entry.name != "voices":
-            (data / entry.name).symlink_to(entry)
-    for entry in (source / "voices").iterdir():
-        if entry.name != "!v":
-            (data / "voices" / entry.name).symlink_to(entry)
-    for entry in (source / "voices" / "!v").iterdir():
-        (variants / entry.name).symlink_to(entry)
-    return data
-
-
-# ------------------------------------------------------------------------------------------
-# One utterance: synthesis, timings, trimming, augmentation
-# ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Job:
     split: str
@@ -333,90 +180,7 @@ class _Job:
     accent: tuple[str, ...] = ()  # ACCENT_FEATURES names
 
 
-def _merged_onset(word: str, phonemes: list[tuple[int, int, str]]) -> int | None:
-    """Onset of an article spoken as the tail of the previous word's phonemes, if it fits."""
-    if word not in _MERGED_WORDS:
-        return None
-    firsts, count = _MERGED_WORDS[word]
-    spoken = [(sample, name) for sample, name in phonemes if name[:1] not in ("_", ";")]
-    if len(spoken) <= count or not spoken[-count][1].startswith(firsts):
-        return None
-    return spoken[-count][0]
-
-
-def _match_events(
-    text: str, events: list[tuple[int, int]], phonemes: list[tuple[int, int, str]]
-) -> list[int] | None:
-    """Onset sample of each word, or None unless every word is accounted for exactly once."""
-    starts = [m.start() for m in re.finditer(r"\S+", text)]
-    onsets: dict[int, int] = {}
-    for position, sample in events:
-        if position not in starts or position in onsets:
-            return None
-        onsets[position] = sample
-    for i, start in enumerate(starts):
-        if start not in onsets and i > 0 and starts[i - 1] in onsets:
-            previous = [(s, name) for p, s, name in phonemes if p == starts[i - 1]]
-            onset = _merged_onset(text.split()[i], previous)
-            if onset is not None:
-                onsets[start] = onset
-    if len(onsets) != len(starts):
-        return None
-    samples = [onsets[s] for s in starts]
-    return samples if samples == sorted(samples) else None
-
-
-def _voiced_frames(audio: np.ndarray, voiced_db: float) -> np.ndarray:
-    """Bool [frames]: 10 ms frames whose energy is within `voiced_db` of the loudest one."""
-    n = len(audio) // FRAME
-    energy = (audio[: n * FRAME].reshape(n, FRAME) ** 2).mean(axis=1)  # [frames]
-    db = 10 * np.log10(energy + 1e-12)
-    return db > db.max() - voiced_db
-
-
-def _word_spans(onsets: np.ndarray, n_samples: int, voiced: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) samples per word from onsets, trimmed to the voiced frames between them."""
-    bounds = np.append(onsets, n_samples)
-    spans = []
-    for begin, limit in zip(bounds[:-1], bounds[1:], strict=True):
-        frames = np.flatnonzero(voiced[begin // FRAME : max(begin // FRAME + 1, limit // FRAME)])
-        if len(frames) == 0:
-            spans.append((int(begin), int(max(begin, limit))))
-            continue
-        first = begin // FRAME + frames[0]
-        last = begin // FRAME + frames[-1]
-        start = max(int(begin), int(first) * FRAME)
-        end = min(int(limit), (int(last) + 1) * FRAME)
-        spans.append((start, max(start, end)))
-    return spans
-
-
-def _augment(audio: np.ndarray, rng: np.random.Generator, options: SynthOptions) -> np.ndarray:
-    """Optional room reverb then additive white/pink noise at a random SNR; timings unchanged."""
-    if rng.random() < options.reverb_prob:
-        rt60 = rng.uniform(*options.reverb_rt60_s)
-        t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
-        ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
-        ir[0] = 1.0  # direct path at delay 0, so onsets do not move
-        size = 1 << (len(audio) + len(ir) - 2).bit_length()  # a power of two: fast FFTs
-        wet = np.fft.irfft(np.fft.rfft(audio, size) * np.fft.rfft(ir, size), size)
-        audio = wet[: len(audio)] * (np.abs(audio).max() / (np.abs(wet).max() + 1e-9))
-    if rng.random() < options.noise_prob:
-        size = 1 << (len(audio) - 1).bit_length()
-        noise = rng.standard_normal(size)
-        if rng.random() < 0.5:  # pink: 1/f power
-            spectrum = np.fft.rfft(noise)
-            spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1))
-            noise = np.fft.irfft(spectrum, size)
-        noise = noise[: len(audio)]
-        snr_db = rng.uniform(*options.noise_snr_db)
-        signal_power = np.mean(audio**2)
-        noise *= np.sqrt(signal_power / (np.mean(noise**2) + 1e-12) / 10 ** (snr_db / 10))
-        audio = audio + noise
-    return audio
-
-
-def _render(job: _Job, engine: _Espeak, options: SynthOptions) -> dict[str, Any]:
+def _render(job: _Job, engine: Espeak, options: SynthOptions) -> dict[str, Any]:
     """Synthesise one job and write its FLAC; returns its manifest fields or a drop reason."""
     rng = np.random.default_rng(job.seed)
     voice = engine.accent_voice(job.voice, job.accent)
@@ -426,26 +190,33 @@ def _render(job: _Job, engine: _Espeak, options: SynthOptions) -> dict[str, Any]
             rate = int(rng.integers(options.rate_wpm[0], options.rate_wpm[1] + 1))
         seed = job.seed + attempt
         pcm, events, phonemes = engine.synthesize(job.text, voice, rate, job.pitch, seed)
-        onsets = _match_events(job.text, events, phonemes)
+        onsets = match_events(job.text, events, phonemes)
         if onsets is not None and len(pcm):
             break
     if onsets is None or not len(pcm):
         return {"id": job.utt_id, "dropped": "word events did not match the words"}
     audio = soxr.resample(pcm.astype(np.float32) / 32768, ESPEAK_SAMPLE_RATE, SAMPLE_RATE)
     onsets16 = np.minimum(np.asarray(onsets) * SAMPLE_RATE // ESPEAK_SAMPLE_RATE, len(audio))
-    voiced = _voiced_frames(audio, options.voiced_db)
-    spans = _word_spans(onsets16, len(audio), voiced)
+    voiced = voiced_frames(audio, options.voiced_db)
+    spans = word_spans(onsets16, len(audio), voiced)
     # Exactly `edge` silence before the first and after the last word: pad, then cut.
     edge = int(options.edge_silence_s * SAMPLE_RATE)
     padded = np.pad(audio.astype(np.float64), edge)
     cut_start = spans[0][0]  # = first word start - edge, in padded samples
-    audio = _augment(padded[cut_start : spans[-1][1] + 2 * edge], rng, options)
+    audio = augment(
+        padded[cut_start : spans[-1][1] + 2 * edge],
+        rng,
+        reverb_prob=options.reverb_prob,
+        reverb_rt60_s=options.reverb_rt60_s,
+        noise_prob=options.noise_prob,
+        noise_snr_db=options.noise_snr_db,
+    )
     audio *= rng.uniform(0.3, 0.95) / (np.abs(audio).max() + 1e-9)  # level variety, no clipping
     pcm16 = np.round(audio * 32767).astype(np.int16)
     Path(job.path).parent.mkdir(parents=True, exist_ok=True)
     sf.write(job.path, pcm16, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     words = [
-        (
+        WordTiming(
             word,
             round((s + edge - cut_start) / SAMPLE_RATE, 3),
             round((e + edge - cut_start) / SAMPLE_RATE, 3),
@@ -459,13 +230,10 @@ def _synthesize_shard(task: tuple[list[_Job], SynthOptions]) -> list[dict[str, A
     """Runs in a fresh process (see module docstring): one espeak-ng instance per shard."""
     jobs, options = task
     with tempfile.TemporaryDirectory(prefix="voxlm-espeak-") as tmp:
-        engine = _Espeak(_overlay_data(Path(tmp)) if any(job.accent for job in jobs) else None)
+        engine = Espeak(overlay_data(Path(tmp)) if any(job.accent for job in jobs) else None)
         return [_render(job, engine, options) for job in jobs]
 
 
-# ------------------------------------------------------------------------------------------
-# The corpus
-# ------------------------------------------------------------------------------------------
 def read_text_file(path: str | Path) -> list[str]:
     """Sentences from a file, one per line: lowercased, punctuation removed, duplicates dropped.
 
