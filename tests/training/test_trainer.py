@@ -12,15 +12,10 @@ from voxlm.config import PhaseConfig, get_config
 from voxlm.data.manifest import UtteranceDataset
 from voxlm.model import VoxLM
 from voxlm.training.checkpoint import CHECKPOINT_FILE, save_best
+from voxlm.training.evaluation import dev_metrics, load_items
 from voxlm.training.logs import CURVES_FILE, LOG_FILE
-from voxlm.training.trainer import (
-    FINAL_LR_FRACTION,
-    dev_metrics,
-    load_items,
-    lr_factor,
-    set_trainable,
-    train_phase,
-)
+from voxlm.training.optimizer import FINAL_LR_FRACTION, lr_factor, set_trainable
+from voxlm.training.trainer import train_phase
 
 TEXTS = ["the cat sat", "a dog ran home", "go now", "we sing", "red sun", "big tree fell"]
 

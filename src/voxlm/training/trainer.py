@@ -6,7 +6,8 @@ loop (accumulation, clipping, logging, dev evaluation, best model, checkpoint) -
 The same code runs on one CPU and under ``accelerate launch`` (DDP on any backend): the model,
 optimizer and data loader go through ``accelerator.prepare``; only the main process evaluates
 and writes files. Phase 1 (transcription) keeps the model with the lowest dev WER, phase 2
-(timestamps, no cross-entropy) the one with the lowest dev alignment loss.
+(timestamps, no cross-entropy) the one with the lowest dev alignment loss. What trains and at
+what rate is ``training.optimizer``; the dev metrics are ``training.evaluation``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,8 @@ from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from voxlm.audio import SAMPLE_RATE
 from voxlm.config import PhaseConfig
 from voxlm.data.batching import LengthBucketSampler, collate
-from voxlm.decoding import DecodingOptions
-from voxlm.evaluate import word_error_rate
 from voxlm.model import VoxLM
 from voxlm.training.checkpoint import (
     BEST_DIR,
@@ -41,22 +39,11 @@ from voxlm.training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from voxlm.training.evaluation import dev_metrics, format_metrics, load_items, selection_metric
 from voxlm.training.logs import TrainingLog
+from voxlm.training.optimizer import param_groups, phase_lr_factor, set_trainable
 
 logger = logging.getLogger("voxlm")
-
-# The parts of a VoxLM that a phase can train, as parameter-name tests.
-TRAINABLE_MODULES = {
-    "encoder": lambda name: name.startswith("encoder."),
-    "projector": lambda name: name.startswith("projector."),
-    "llm": lambda name: name.startswith("llm."),
-    "lora": lambda name: "lora_" in name,
-    "aligner": lambda name: name.startswith("aligner."),
-    "ctc": lambda name: name.startswith("ctc_head."),
-}
-FINAL_LR_FRACTION = 0.1  # the cosine ends at 10% of the peak learning rate
-# Early models are measured, not silenced: no confidence floor, no speech gate.
-DEV_DECODING = DecodingOptions(min_confidence=0.0, no_speech_check=False)
 
 
 @dataclass(frozen=True)
@@ -68,85 +55,6 @@ class PhaseResult:
     best_metric: float | None
     best_dir: Path | None
     history: tuple[dict[str, float], ...]  # the rows of log.csv
-
-
-def set_trainable(model: VoxLM, modules: tuple[str, ...]) -> int:
-    """Let gradients reach only the named parts; return how many weights will train.
-
-    "llm" is every LLM weight, "lora" only its adapters (names containing ``lora_``).
-    """
-    unknown = [m for m in modules if m not in TRAINABLE_MODULES]
-    if unknown or not modules:
-        raise ValueError(
-            f"train_modules: unknown {unknown or 'empty list'}; "
-            f"expected names among {', '.join(TRAINABLE_MODULES)}"
-        )
-    names = [n for n, _ in model.named_parameters()]
-    for module in modules:
-        if not any(TRAINABLE_MODULES[module](n) for n in names):
-            why = {"ctc": "model.ctc is off", "lora": "model.use_lora is off"}.get(module, "")
-            raise ValueError(
-                f"train_modules names {module!r}, but the model has no such weights {why}"
-            )
-    # A saved model carries only what its config says can change (model._saved_prefixes):
-    # training a part the config calls frozen would be lost on save, so it is refused here.
-    if "encoder" in modules and model.config.freeze_encoder:
-        raise ValueError(
-            "train_modules names 'encoder' but model.freeze_encoder is true; set it to false"
-        )
-    if "llm" in modules and model.config.use_lora:
-        raise ValueError(
-            "train_modules names 'llm' (all LLM weights) but model.use_lora is true; "
-            "train 'lora', or set model.use_lora: false for full fine-tuning"
-        )
-    count = 0
-    for name, param in model.named_parameters():
-        param.requires_grad_(any(TRAINABLE_MODULES[m](name) for m in modules))
-        count += param.numel() if param.requires_grad else 0
-    return count
-
-
-def param_groups(model: VoxLM, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices (and embeddings), none on biases and norms."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-
-
-def lr_factor(
-    step: int,
-    warmup_steps: int,
-    total_steps: int,
-    time_fraction: float = 0.0,
-    rewarm_at: int = 0,
-) -> float:
-    """Linear warm-up to the peak, then a cosine down to FINAL_LR_FRACTION of it at the end.
-
-    The end is the last step, or, for a phase with ``max_minutes``, the end of its time budget
-    when that comes first (``time_fraction`` = share of the budget used), so a time-boxed run
-    still anneals instead of stopping at its peak rate.
-
-    ``rewarm_at`` (a phase's ``ctc_only_steps``) warms the rate up again from that step, where
-    the LLM starts to train with fresh Adam statistics: started at the full rate instead, it
-    learned far more slowly (the demo's test WER was 76% against 45% with the rewarm; BENCHMARKS.md).
-    """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    progress = min(1.0, max(progress, time_fraction))
-    factor = FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
-    if rewarm_at and step >= rewarm_at:
-        factor *= min(1.0, (step - rewarm_at + 1) / warmup_steps)
-    return factor
-
-
-def phase_lr_factor(
-    phase: PhaseConfig, step: int, total_steps: int, time_fraction: float = 0.0
-) -> float:
-    """``lr_factor`` with the phase's warm-up, and its second one where CTC-only steps end."""
-    return lr_factor(step, phase.warmup_steps, total_steps, time_fraction, phase.ctc_only_steps)
 
 
 def make_accelerator(phase: PhaseConfig) -> Accelerator:
@@ -187,13 +95,6 @@ def has_word_timings(dataset: Dataset) -> bool:
     return utterances is None or any(u.words for u in utterances)
 
 
-def selection_metric(phase: PhaseConfig) -> str:
-    """The dev number that picks the best model: lower is better."""
-    if phase.ce_weight > 0:
-        return "dev_wer"
-    return "dev_alignment" if phase.alignment_weight > 0 else "dev_loss"
-
-
 def train_phase(
     model: VoxLM,
     phase: PhaseConfig,
@@ -219,30 +120,14 @@ def train_phase(
     """
     out_dir = Path(out_dir)
     n_trainable = set_trainable(model, phase.train_modules)
-    if phase.span_ctc_weight and not has_word_timings(train_set):
-        logger.warning(
-            "%s: span_ctc_weight is %s but no training utterance has word timings, so span CTC "
-            "does nothing (`voxlm timestamps` adds them)", name, phase.span_ctc_weight
-        )  # fmt: skip
-    accelerator = accelerator or make_accelerator(phase)
-    if accelerator.gradient_accumulation_steps != phase.gradient_accumulation_steps:
-        raise ValueError(
-            f"{name}: the accelerator accumulates {accelerator.gradient_accumulation_steps} "
-            f"batches but gradient_accumulation_steps is {phase.gradient_accumulation_steps}"
-        )
+    _warn_if_untimed(phase, name, train_set)
+    accelerator = _checked(accelerator or make_accelerator(phase), phase, name)
     main = accelerator.is_main_process
     set_seed(seed)
-    sampler = LengthBucketSampler(
-        train_set.durations(), phase.batch_size, seed=seed, sorted_first_epoch=phase.sortagrad
-    )
-    loader = DataLoader(
-        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
-    )
+    sampler, loader = _train_loader(train_set, phase, seed, num_workers)
     optimizer = torch.optim.AdamW(param_groups(model, phase.weight_decay), lr=phase.learning_rate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    total_steps = phase.epochs * math.ceil(len(loader) / phase.gradient_accumulation_steps)
-    if phase.max_steps is not None:
-        total_steps = min(total_steps, phase.max_steps)
+    total_steps = _total_steps(phase, len(loader))
     # Not prepared, and stepped by hand after each optimizer step: accelerate's wrapper steps a
     # scheduler num_processes times per optimizer step, and this one counts optimizer steps.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -251,9 +136,8 @@ def train_phase(
     state, rng = TrainState(), None
     if resume:
         state, rng = _restore(out_dir / CHECKPOINT_FILE, accelerator, model, optimizer, scheduler)
-        for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
-            # The schedule may have been lengthened (a larger max_steps): its rate, not the file's.
-            group["lr"] = base * phase_lr_factor(phase, state.step, total_steps)
+        # The schedule may have been lengthened (a larger max_steps): its rate, not the file's.
+        _set_lr(optimizer, scheduler, phase_lr_factor(phase, state.step, total_steps))
     log = TrainingLog(out_dir, name, state.step if rng is not None else None, enabled=main)
     dev_items = load_items(dev_set, dev_limit) if main else []
     if main:
@@ -269,14 +153,66 @@ def train_phase(
     loop = _Loop(accelerator, model, optimizer, scheduler, phase, name, out_dir, log, dev_items)
     loop.run(loader, sampler, state, total_steps, log_every, progress)
     log.close()
-    best_dir = out_dir / BEST_DIR
+    return _phase_result(state, log, out_dir / BEST_DIR if main else None)
+
+
+def _phase_result(state: TrainState, log: TrainingLog, best_dir: Path | None) -> PhaseResult:
+    """The phase's result; ``best_dir`` only where this process wrote it (the main one)."""
     return PhaseResult(
         steps=state.step,
         minutes=state.elapsed / 60,
         best_metric=state.best_metric,
-        best_dir=best_dir if main and best_dir.is_dir() else None,
+        best_dir=best_dir if best_dir is not None and best_dir.is_dir() else None,
         history=tuple(log.rows),
     )
+
+
+def _warn_if_untimed(phase: PhaseConfig, name: str, train_set: Dataset) -> None:
+    """Span CTC needs word timings: say so when the phase asks for it on a corpus without."""
+    if phase.span_ctc_weight and not has_word_timings(train_set):
+        logger.warning(
+            "%s: span_ctc_weight is %s but no training utterance has word timings, so span CTC "
+            "does nothing (`voxlm timestamps` adds them)", name, phase.span_ctc_weight
+        )  # fmt: skip
+
+
+def _checked(accelerator: Accelerator, phase: PhaseConfig, name: str) -> Accelerator:
+    """``accelerator``, once its accumulation agrees with the phase's."""
+    if accelerator.gradient_accumulation_steps != phase.gradient_accumulation_steps:
+        raise ValueError(
+            f"{name}: the accelerator accumulates {accelerator.gradient_accumulation_steps} "
+            f"batches but gradient_accumulation_steps is {phase.gradient_accumulation_steps}"
+        )
+    return accelerator
+
+
+def _train_loader(
+    train_set: Dataset, phase: PhaseConfig, seed: int, num_workers: int
+) -> tuple[LengthBucketSampler, DataLoader]:
+    """Length-bucketed batches of the training set, in an order fixed by (seed, epoch)."""
+    sampler = LengthBucketSampler(
+        train_set.durations(), phase.batch_size, seed=seed, sorted_first_epoch=phase.sortagrad
+    )
+    loader = DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
+    )
+    return sampler, loader
+
+
+def _total_steps(phase: PhaseConfig, n_batches: int) -> int:
+    """Optimizer steps in the phase: its epochs of ``n_batches``, capped by ``max_steps``."""
+    total_steps = phase.epochs * math.ceil(n_batches / phase.gradient_accumulation_steps)
+    if phase.max_steps is not None:
+        total_steps = min(total_steps, phase.max_steps)
+    return total_steps
+
+
+def _set_lr(
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, factor: float
+) -> None:
+    """Set every group's rate to ``factor`` times its peak, outside the scheduler's own steps."""
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["lr"] = base * factor
 
 
 def _restore(
@@ -424,8 +360,7 @@ class _Loop:
         if self.accelerator.num_processes > 1:  # one clock for all, or the weights drift apart
             used = broadcast(used.to(self.accelerator.device), from_process=0)
         factor = phase_lr_factor(self.phase, state.step, total_steps, float(used))
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = base * factor
+        _set_lr(self.optimizer, self.scheduler, factor)
 
     def _out_of_time(self, state: TrainState) -> bool:
         if self.phase.max_minutes is None:
@@ -470,7 +405,7 @@ class _Loop:
                 self.model.train()
                 row = {"step": state.step, "epoch": state.epoch, **metrics}
                 self.log.write({**row, "elapsed_s": state.elapsed})
-                logger.info("%s step %d: %s", self.name, state.step, _format(metrics))
+                logger.info("%s step %d: %s", self.name, state.step, format_metrics(metrics))
                 metric = metrics.get(selection_metric(self.phase), math.inf)
                 metric = metric if math.isfinite(metric) else math.inf
             self.log.plot()
@@ -495,50 +430,3 @@ class _Loop:
 def _every(step: int, interval: int) -> bool:
     """Whether ``step`` is on the interval; 0 or less means only at the end of the phase."""
     return interval > 0 and step % interval == 0
-
-
-def load_items(dataset: Dataset, limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` readable utterances, shortest first (dev batches pad little)."""
-    items = [dataset[i] for i in range(min(limit, len(dataset)))]
-    return sorted((x for x in items if x is not None), key=lambda x: len(x["audio"]))
-
-
-@torch.no_grad()
-def dev_metrics(
-    model: VoxLM, phase: PhaseConfig, items: list[dict[str, Any]], transcribes: bool = True
-) -> dict[str, float]:
-    """Dev loss terms (the phase's weights) and, when the phase trains transcription, dev WER.
-
-    ``transcribes=False`` leaves out the WER, as during CTC-only steps, when the LLM has not
-    been trained yet and generating would only cost time.
-    """
-    model.eval()
-    totals: dict[str, float] = defaultdict(float)
-    for start in range(0, len(items), phase.batch_size):
-        batch = collate(items[start : start + phase.batch_size])
-        out = model(
-            batch,
-            ce_weight=phase.ce_weight,
-            ctc_weight=phase.ctc_weight,
-            alignment_weight=phase.alignment_weight,
-        )
-        n = len(batch["texts"])
-        totals["loss"] += float(out.loss) * n
-        for term, value in out.losses.items():
-            totals[term] += value * n
-    metrics = {f"dev_{k}": v / len(items) for k, v in totals.items()}
-    if phase.ce_weight > 0 and transcribes:
-        metrics["dev_wer"] = dev_wer(model, items)
-    return metrics
-
-
-def dev_wer(model: VoxLM, items: list[dict[str, Any]]) -> float:
-    """Corpus word error rate of greedy transcription (normalised as in ``voxlm.evaluate``)."""
-    transcripts = model.transcribe(
-        [x["audio"] for x in items], sample_rate=SAMPLE_RATE, options=DEV_DECODING
-    )
-    return word_error_rate([x["text"] for x in items], [t.text for t in transcripts])
-
-
-def _format(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
