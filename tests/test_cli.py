@@ -8,7 +8,8 @@ import soundfile as sf
 from conftest import tone
 
 import voxlm.cli
-from voxlm.cli import _decoding_options, _options_from_args, build_parser, main
+from voxlm.cli import build_parser, main
+from voxlm.cli_flags import decoding_options, options_from_args
 from voxlm.demo import DemoOptions, demo_config
 
 
@@ -68,9 +69,9 @@ def test_config_errors_name_the_key(tmp_path, capsys):
 
 def test_demo_flags_come_from_demo_options():
     parser = build_parser()
-    assert _options_from_args(DemoOptions, parser.parse_args(["demo"])) == DemoOptions()
+    assert options_from_args(DemoOptions, parser.parse_args(["demo"])) == DemoOptions()
     args = parser.parse_args(["demo", "--output-dir", "d", "--minutes", "3", "--no-ctc-positions"])
-    options = _options_from_args(DemoOptions, args)
+    options = options_from_args(DemoOptions, args)
     assert options.output_dir == Path("d") and options.minutes == 3.0
     assert options.ctc_positions is False and options.ctc_embeddings is None
     config = demo_config(options)
@@ -123,7 +124,7 @@ def test_word_list_and_n_gram_flags_load_their_files(tmp_path, capsys):
     args = parser.parse_args(
         ["transcribe", "a.wav", "--lexicon", str(texts), "--ngram", str(texts)]
     )
-    options = _decoding_options(args)
+    options = decoding_options(args)
     assert options.lexicon.words == ("me", "see", "you")
     assert options.ngram.vocabulary == {"me", "see", "you"}
     with pytest.raises(SystemExit) as exit_:

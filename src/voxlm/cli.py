@@ -2,10 +2,11 @@
 demo, serve.
 
 Each subcommand is a small function over the library; decoding flags are generated from
-``DecodingOptions`` and the demo's from ``DemoOptions``, so their defaults live in one place.
-Building the parser imports neither torch nor transformers (``voxlm --help`` is instant): the
-modules that do are imported where a subcommand runs, and flags generated from their dataclasses
-are added when that subcommand parses its arguments or prints its help (``LazyFlagsParser``).
+``DecodingOptions`` and the demo's from ``DemoOptions``, so their defaults live in one place
+(``voxlm.cli_flags``). Building the parser imports neither torch nor transformers
+(``voxlm --help`` is instant): the modules that do are imported where a subcommand runs, and
+flags generated from their dataclasses are added when that subcommand parses its arguments or
+prints its help (``LazyFlagsParser``).
 """
 
 from __future__ import annotations
@@ -15,107 +16,21 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from voxlm.decoding import DecodingOptions
+from voxlm.cli_flags import (
+    LazyFlagsParser,
+    add_decoding_flags,
+    add_option_flags,
+    decoding_options,
+    options_from_args,
+)
 
 logger = logging.getLogger("voxlm")
 
 
 class UserError(Exception):
     """A problem with the user's input: reported in one line, without a traceback."""
-
-
-def _file_argument(what: str, load: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type that loads a file, naming it and the problem where that fails."""
-
-    def load_file(path: str) -> Any:
-        try:
-            return load(path)
-        except (OSError, ValueError) as error:
-            raise argparse.ArgumentTypeError(f"{what} {path}: {error}") from error
-
-    return load_file
-
-
-class LazyFlagsParser(argparse.ArgumentParser):
-    """An ArgumentParser that runs ``add_later`` functions before it first parses or prints.
-
-    A subcommand whose flags come from a dataclass in a module that imports torch registers
-    them here, so that building the whole parser (and ``voxlm --help``) stays light.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.add_later: list[Callable[[argparse.ArgumentParser], None]] = []
-
-    def _complete(self) -> None:
-        while self.add_later:
-            self.add_later.pop(0)(self)
-
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        self._complete()
-        return super().parse_known_args(args, namespace)
-
-    def format_help(self) -> str:
-        self._complete()
-        return super().format_help()
-
-    def format_usage(self) -> str:
-        self._complete()
-        return super().format_usage()
-
-
-def _add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = None) -> None:
-    """One ``--flag`` per field of an options dataclass, with the field's default."""
-    from voxlm.lexicon import Lexicon
-    from voxlm.ngram import NGramLM
-
-    kinds = {
-        "float": float,
-        "int": int,
-        "Path": Path,
-        "Lexicon": _file_argument("lexicon", Lexicon.from_file),
-        "NGramLM": _file_argument("n-gram text", NGramLM.from_file),
-    }
-    for field in dataclasses.fields(options):
-        flag = "--" + field.name.replace("_", "-")
-        type_name = str(field.type).removesuffix(" | None")
-        help_ = (helps or {}).get(field.name, f"default: {field.default}")
-        if type_name in ("bool", str(bool)):
-            parser.add_argument(
-                flag,
-                dest=field.name,
-                action=argparse.BooleanOptionalAction,
-                default=field.default,
-                help=(helps or {}).get(field.name),
-            )
-        else:
-            kind = kinds.get(type_name, str)
-            parser.add_argument(flag, dest=field.name, type=kind, default=field.default, help=help_)
-
-
-def _options_from_args(options: type, args: argparse.Namespace) -> Any:
-    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
-
-
-def _add_decoding_flags(parser: LazyFlagsParser) -> None:
-    def add(parser: argparse.ArgumentParser) -> None:
-        from voxlm.decoding import DecodingOptions
-
-        group = parser.add_argument_group("decoding and hallucination stops (0 disables a rule)")
-        _add_option_flags(group, DecodingOptions)
-
-    parser.add_later.append(add)
-
-
-def _decoding_options(args: argparse.Namespace) -> DecodingOptions:
-    from voxlm.decoding import DecodingOptions
-
-    return _options_from_args(DecodingOptions, args)
 
 
 # ---- transcribe ---------------------------------------------------------------------------------
@@ -144,14 +59,14 @@ def _transcribe_parser(sub) -> None:
         help="write <file stem>.<format> here instead of printing",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
-    _add_decoding_flags(p)
+    add_decoding_flags(p)
     p.set_defaults(run=_run_transcribe)
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
     from voxlm.formats import write_result
 
-    options = _decoding_options(args)
+    options = decoding_options(args)
     model = _load_model(args.model).to(args.device)
     failed = 0
     for path in args.files:
@@ -377,7 +292,7 @@ def _evaluate_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     p.add_argument("--output", type=Path, default=None, help="write the report (JSON) here")
     p.add_argument("--device", default="cpu")
-    _add_decoding_flags(p)
+    add_decoding_flags(p)
     p.set_defaults(run=_run_evaluate)
 
 
@@ -388,7 +303,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     data = read_manifest(args.data) if args.data.is_file() else read_librispeech(args.data)
     model = _load_model(args.model).to(args.device)
-    options = _decoding_options(args)
+    options = decoding_options(args)
     report, _ = evaluate(model, data[: args.limit], batch_size=options.batch_size, options=options)
     text = json.dumps(report.to_dict(), indent=2)
     if args.output:
@@ -417,13 +332,13 @@ def _add_demo_flags(parser: argparse.ArgumentParser) -> None:
 
     helps = {name: f"default: {value} ({RECIPE})" for name, value in recipe_defaults().items()}
     helps["minutes"] = f"phase 1 training budget; {helps['minutes']}"
-    _add_option_flags(parser, DemoOptions, helps=helps)
+    add_option_flags(parser, DemoOptions, helps=helps)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from voxlm.demo import DemoOptions, decoding_command, run_demo, summary_table
 
-    options = _options_from_args(DemoOptions, args)
+    options = options_from_args(DemoOptions, args)
     metrics = run_demo(options)
     out = args.output_dir
     print((out / "example.txt").read_text(), end="")
