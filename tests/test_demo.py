@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from voxlm.cli import _decoding_options, build_parser
+from voxlm.cli import build_parser
+from voxlm.cli_flags import decoding_options
 from voxlm.config import load_config
 from voxlm.data.manifest import read_manifest
 from voxlm.data.synth import DEFAULT_VOICES
@@ -86,7 +87,7 @@ def test_the_printed_command_decodes_as_the_demo_did(tmp_path):
     for name in ("lexicon.txt", "ngram.txt"):
         (tmp_path / name).write_text("see me\n")
     argv = decoding_command(options).split()[1:]
-    decoding = _decoding_options(build_parser().parse_args(argv))
+    decoding = decoding_options(build_parser().parse_args(argv))
     for name in DECODING_FIELDS:
         assert getattr(decoding, name) == getattr(options, name)
     assert decoding.lexicon.words == ("me", "see") and decoding.ngram is not None

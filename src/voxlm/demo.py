@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from voxlm.decoding import DecodingOptions, Transcript
 from voxlm.lexicon import Lexicon
 from voxlm.model import VoxLM
 from voxlm.ngram import NGramLM
+
+if TYPE_CHECKING:
+    from voxlm.evaluate import EvaluationReport
 
 logger = logging.getLogger("voxlm")
 
@@ -126,13 +129,45 @@ def decoding_command(options: DemoOptions) -> str:
 
 def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     """Run every stage; returns the metrics also written to ``output_dir/metrics.json``."""
-    from voxlm.data.synth import SynthOptions, synthesize_corpus
-    from voxlm.evaluate import evaluate, word_error_rate
+    from voxlm.evaluate import evaluate
     from voxlm.training.pipeline import run_phase
 
     started = time.monotonic()
     out = Path(options.output_dir)
     config = demo_config(options)
+    manifests, unseen = _corpus(options, config, progress)
+    synth_minutes = (time.monotonic() - started) / 60
+
+    model = VoxLM.from_config(config.model)
+    phase1 = run_phase(config, 1, model, manifests, progress=progress)
+    phase2 = run_phase(config, 2, model, manifests, progress=progress)
+    model.eval().save_pretrained(out / "model")
+
+    decoding = demo_decoding(options, read_manifest(manifests["train"]))
+    test = read_manifest(manifests["test"])
+    report, transcripts = evaluate(model, test, batch_size=32, options=decoding, progress=progress)
+    metrics = {
+        **report.to_dict(),
+        **_wer_by_voice(report, test, transcripts, unseen),
+        "decoding": _decoding_metrics(decoding),
+        "train_minutes": phase1.minutes + phase2.minutes,
+        "phase1_steps": phase1.steps,
+        "phase2_steps": phase2.steps,
+        "synth_minutes": synth_minutes,
+    }
+    example = _example(test, transcripts)
+    write_example(model, example[0], example[1], out)
+    metrics["total_minutes"] = (time.monotonic() - started) / 60
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _corpus(
+    options: DemoOptions, config: VoxLMConfig, progress: bool
+) -> tuple[dict[str, Path], str | None]:
+    """The synthetic corpus's manifests (made unless there already) and its unseen speaker."""
+    from voxlm.data.synth import SynthOptions, synthesize_corpus
+
     data_dir = Path(config.data.data_dir)
     synth = SynthOptions(
         output_dir=data_dir,
@@ -145,14 +180,14 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     if not (data_dir / "test.jsonl").is_file():
         synthesize_corpus(synth, progress=progress)
     manifests = {k: data_dir / f"{k}.jsonl" for k in ("train", "dev", "test")}
-    synth_minutes = (time.monotonic() - started) / 60
+    return manifests, synth.held_out_speaker
 
-    model = VoxLM.from_config(config.model)
-    phase1 = run_phase(config, 1, model, manifests, progress=progress)
-    phase2 = run_phase(config, 2, model, manifests, progress=progress)
-    model.eval().save_pretrained(out / "model")
 
-    training_texts = [u.text for u in read_manifest(manifests["train"])]
+def demo_decoding(options: DemoOptions, train: list[Utterance]) -> DecodingOptions:
+    """The test decoding: the options' fields, with the training transcripts' lexicon and
+    n-gram model where asked for; their files are written for ``decoding_command``."""
+    out = Path(options.output_dir)
+    training_texts = [u.text for u in train]
     lexicon = ngram = None
     if options.training_lexicon:
         lexicon = Lexicon(training_texts)
@@ -160,40 +195,43 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     if options.training_ngram:
         ngram = NGramLM(training_texts)
         (out / NGRAM_FILE).write_text("\n".join(training_texts) + "\n", encoding="utf-8")
-    decoding = DecodingOptions(
+    return DecodingOptions(
         **{name: getattr(options, name) for name in DECODING_FIELDS}, lexicon=lexicon, ngram=ngram
     )
-    test = read_manifest(manifests["test"])
-    report, transcripts = evaluate(model, test, batch_size=32, options=decoding, progress=progress)
-    unseen = synth.held_out_speaker
+
+
+def _wer_by_voice(
+    report: EvaluationReport,
+    test: list[Utterance],
+    transcripts: list[Transcript | None],
+    unseen: str | None,
+) -> dict[str, float | None]:
+    """WER on the voices heard in training, and on the voice held out of it."""
+    from voxlm.evaluate import word_error_rate
+
     seen = [
         (u.text, t.text)
         for u, t in zip(test, transcripts, strict=True)
         if t is not None and u.speaker != unseen
     ]
-    metrics = {
-        **report.to_dict(),
+    return {
         "wer_training_voices": word_error_rate(*zip(*seen, strict=True)) if seen else None,
         "wer_unseen_voice": report.wer_by_speaker.get(unseen),
-        "decoding": {
-            "beam_size": decoding.beam_size,
-            "ctc_weight": decoding.ctc_weight,
-            "ctc_candidates": decoding.ctc_candidates,
-            "confidence_temperature": decoding.confidence_temperature,
-            "lexicon_words": len(lexicon) if lexicon is not None else None,
-            "ngram_order": ngram.order if ngram is not None else None,
-            "ngram_weight": decoding.ngram_weight if ngram is not None else None,
-        },
-        "train_minutes": phase1.minutes + phase2.minutes,
-        "phase1_steps": phase1.steps,
-        "phase2_steps": phase2.steps,
-        "synth_minutes": synth_minutes,
     }
-    example = _example(test, transcripts)
-    write_example(model, example[0], example[1], out)
-    metrics["total_minutes"] = (time.monotonic() - started) / 60
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+
+
+def _decoding_metrics(decoding: DecodingOptions) -> dict[str, Any]:
+    """What the test decoding was, for metrics.json and the summary table."""
+    lexicon, ngram = decoding.lexicon, decoding.ngram
+    return {
+        "beam_size": decoding.beam_size,
+        "ctc_weight": decoding.ctc_weight,
+        "ctc_candidates": decoding.ctc_candidates,
+        "confidence_temperature": decoding.confidence_temperature,
+        "lexicon_words": len(lexicon) if lexicon is not None else None,
+        "ngram_order": ngram.order if ngram is not None else None,
+        "ngram_weight": decoding.ngram_weight if ngram is not None else None,
+    }
 
 
 def _example(
