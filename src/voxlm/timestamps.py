@@ -25,10 +25,11 @@ from tqdm.auto import tqdm
 
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.data.manifest import Utterance, WordTiming, read_manifest, write_manifest
-from voxlm.encoder import ENCODER_FRAME_SECONDS, encoder_frames
+from voxlm.encoder import ENCODER_FRAME_SECONDS, SAMPLES_PER_ENCODER_FRAME, encoder_frames
 from voxlm.labels import token_word_index
 from voxlm.text import TokenText, piece_word_index
 from voxlm.timing import median_filter, timing_tokens, token_spans
+from voxlm.vad import VadOptions, frame_energy_db, speech_bounds
 
 if TYPE_CHECKING:
     from voxlm.model import VoxLM
@@ -37,6 +38,9 @@ logger = logging.getLogger("voxlm")
 
 # openai/whisper's timing.py smooths the attention with a 7-frame (140 ms) median filter.
 WHISPER_MEDIAN_FILTER_WIDTH = 7
+# Word onsets move to the quietest frame within this many 20 ms frames (snap_onsets); chosen
+# on synthetic speech with exact timings (BENCHMARKS.md).
+ONSET_SNAP_FRAMES = 3
 TIME_DECIMALS = 3  # times are written in milliseconds; frames are 20 ms
 
 
@@ -87,6 +91,12 @@ class WhisperTimestamper:
     head over the tokens, median filtered over frames, averaged over heads, and DTW gives each
     token its frames, as in openai/whisper's word timestamps.
 
+    Two steps go beyond that. A DTW path runs from its first frame to its last, so silence
+    before the first word would go to that word (a first word at 0.00 s): with
+    ``trim_silence`` the path covers only the frames from the first to the last that the voice
+    activity detector (``voxlm.vad``) calls speech. And each later word's onset moves to the
+    quietest frame within ``onset_snap_frames`` (``snap_onsets``).
+
     Audio must fit Whisper's 30 s window; longer audio raises ValueError.
     """
 
@@ -97,6 +107,8 @@ class WhisperTimestamper:
         feature_extractor: Any,
         prefix: Sequence[int] | None = None,
         median_filter_width: int = WHISPER_MEDIAN_FILTER_WIDTH,
+        trim_silence: bool = True,
+        onset_snap_frames: int = ONSET_SNAP_FRAMES,
     ) -> None:
         """model: a ``WhisperForConditionalGeneration``; prefix: the decoder's start tokens
         (default: the tokenizer's ``prefix_tokens``, else the model's decoder start token)."""
@@ -112,6 +124,8 @@ class WhisperTimestamper:
             ]
         self.prefix = list(prefix)
         self.median_filter_width = median_filter_width
+        self.trim_silence = trim_silence
+        self.onset_snap_frames = onset_snap_frames
         self.heads = self._alignment_heads()
 
     @classmethod
@@ -146,6 +160,10 @@ class WhisperTimestamper:
         heads = getattr(self.model.generation_config, "alignment_heads", None)
         if heads:
             return [(int(layer), int(head)) for layer, head in heads]
+        logger.warning(
+            "this Whisper checkpoint's generation_config has no alignment_heads: timing with every "
+            "head of the upper half of the decoder, which places words less well"
+        )
         config = self.model.config
         layers = config.decoder_layers
         return [
@@ -186,8 +204,42 @@ class WhisperTimestamper:
         std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
         weights = ((weights - mean) / std.clamp(min=1e-8)).cpu().numpy()
         matrix = median_filter(weights, self.median_filter_width).mean(0)  # [tokens + 1, frames]
-        spans = token_spans(matrix, n_frames, median_width=1) * ENCODER_FRAME_SECONDS
+        first, last = self._speech_frames(audio, n_frames)
+        spans = token_spans(matrix[:, first:last], last - first, median_width=1) + first
+        if self.onset_snap_frames:
+            onsets = [token_word.index(w) for w in range(1, n_words)]  # each later word's first
+            spans = snap_onsets(spans, onsets, audio, self.onset_snap_frames)
+        spans = spans * ENCODER_FRAME_SECONDS
         return word_timings(words, token_word, pieces, spans[: len(tokens)], duration)
+
+    def _speech_frames(self, audio: np.ndarray, n_frames: int) -> tuple[int, int]:
+        """The encoder frames from the first to the last speech frame (all of them without
+        ``trim_silence``, or where the detector finds no speech)."""
+        bounds = speech_bounds(audio, VadOptions(frame_seconds=ENCODER_FRAME_SECONDS))
+        if not self.trim_silence or bounds is None:
+            return 0, n_frames
+        first, last = min(bounds[0], n_frames - 1), min(bounds[1], n_frames)
+        return first, max(last, first + 1)
+
+
+def snap_onsets(spans: np.ndarray, onsets: list[int], audio: np.ndarray, radius: int) -> np.ndarray:
+    """Move the start of each token in ``onsets`` to the quietest encoder frame within
+    ``radius`` frames, between the starts of its neighbours so times stay in order.
+
+    A word boundary in speech is mostly a dip in loudness (a stop's closure, the pause between
+    words), and cross-attention places it only to within a few frames.
+    """
+    energy = frame_energy_db(audio, SAMPLES_PER_ENCODER_FRAME)  # [frames] dBFS
+    spans = spans.copy()
+    for k, j in enumerate(onsets):
+        low = max(spans[j, 0] - radius, spans[onsets[k - 1], 0] + 1 if k else 0)
+        high = min(spans[j, 0] + radius + 1, len(energy))
+        if k + 1 < len(onsets):
+            high = min(high, spans[onsets[k + 1], 0])
+        if high > low:
+            spans[j, 0] = low + int(np.argmin(energy[low:high]))
+            spans[j, 1] = max(spans[j, 1], spans[j, 0] + 1)
+    return spans
 
 
 class VoxLMTimestamper:

@@ -84,10 +84,22 @@ def speech_mask(audio: np.ndarray, options: VadOptions = VadOptions()) -> np.nda
     frames = _frames(audio, options.frame_samples)
     if len(frames) == 0:
         return np.zeros(0, dtype=bool)
-    energy_db = 10.0 * np.log10(_frame_power(frames) + _POWER_EPS)  # [F] dBFS
+    energy_db = frame_energy_db(audio, options.frame_samples)  # [F] dBFS
     floor_db = max(options.energy_floor_db, energy_db.max() + options.relative_db)
     loud = energy_db >= floor_db
     return loud & (_spectral_flatness(frames) <= options.max_flatness)
+
+
+def frame_energy_db(audio: np.ndarray, frame_samples: int) -> np.ndarray:
+    """Mean power of each full frame in dBFS [len(audio) // frame_samples]."""
+    return 10.0 * np.log10(_frame_power(_frames(audio, frame_samples)) + _POWER_EPS)
+
+
+def speech_bounds(audio: np.ndarray, options: VadOptions = VadOptions()) -> tuple[int, int] | None:
+    """The first speech frame and one past the last (frames of ``options.frame_samples``),
+    or None when no frame holds speech."""
+    frames = np.nonzero(speech_mask(audio, options))[0]
+    return (int(frames[0]), int(frames[-1]) + 1) if len(frames) else None
 
 
 def has_speech(audio: np.ndarray, options: VadOptions = VadOptions()) -> bool:
