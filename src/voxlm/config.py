@@ -23,6 +23,7 @@ import yaml
 
 DEFAULT_VARIANT = "voxlm-2b"
 DEFAULT_INSTRUCTION = "Transcribe the audio."
+PROMPT_FORMATS = ("plain", "chat")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class ModelConfig:
     ctc_embeddings: bool = False  # add CTC-posterior-weighted token embeddings to the audio input
     ctc_positions: bool = False  # audio embeddings take the positions of the tokens CTC hears
     instruction: str = DEFAULT_INSTRUCTION
+    # "plain": [instruction + newline][audio][newline][transcript], the shortest layout; "chat":
+    # the LLM's own chat template around it (an instruct model's default system prompt included:
+    # SmolLM2's adds ~20 tokens to every sequence).
+    prompt_format: str = "plain"
     dtype: str = "float32"  # "float32", "bfloat16" or "float16" for the LLM and encoder weights
 
     def __post_init__(self) -> None:
@@ -68,6 +73,11 @@ class ModelConfig:
             raise ValueError("model.ctc_embeddings needs model.ctc: true (it reads the CTC head)")
         if self.ctc_positions and not self.ctc:
             raise ValueError("model.ctc_positions needs model.ctc: true (it reads the CTC head)")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ValueError(
+                f"model.prompt_format must be one of {', '.join(PROMPT_FORMATS)}, "
+                f"got {self.prompt_format!r}"
+            )
         if self.tokenizer not in (None, "char"):
             raise ValueError(f"model.tokenizer must be null or 'char', got {self.tokenizer!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):

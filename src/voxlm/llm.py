@@ -130,13 +130,17 @@ class Prompt:
     suffix: tuple[int, ...]
 
 
-def build_prompt(tokenizer: PreTrainedTokenizerBase, instruction: str) -> Prompt:
-    """Place the instruction and the audio in the LLM's own chat format when it has one.
+def build_prompt(
+    tokenizer: PreTrainedTokenizerBase, instruction: str, layout: str = "plain"
+) -> Prompt:
+    """Token ids around the audio, in the given layout (``ModelConfig.prompt_format``).
 
-    The chat template is rendered around a placeholder and split there, so the audio embeddings
-    sit exactly where a user turn's content would be and the transcript is the assistant's reply.
+    "plain": the instruction and a newline, the audio, a newline: the fewest tokens, and what a
+    base LLM expects. "chat": the LLM's chat template (where it has one) is rendered around a
+    placeholder and split there, so the audio embeddings sit exactly where a user turn's content
+    would be and the transcript is the assistant's reply.
     """
-    if getattr(tokenizer, "chat_template", None):
+    if layout == "chat" and getattr(tokenizer, "chat_template", None):
         content = f"{instruction}\n{AUDIO_PLACEHOLDER}" if instruction else AUDIO_PLACEHOLDER
         text = tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True

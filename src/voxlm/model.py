@@ -211,7 +211,9 @@ class VoxLM(nn.Module):
     def prompt(self, instruction: str | None = None) -> Prompt:
         instruction = self.config.instruction if instruction is None else instruction
         if instruction not in self._prompts:
-            self._prompts[instruction] = build_prompt(self.tokenizer, instruction)
+            self._prompts[instruction] = build_prompt(
+                self.tokenizer, instruction, self.config.prompt_format
+            )
         return self._prompts[instruction]
 
     def assemble(
