@@ -86,7 +86,7 @@ def lr_factor(
 
     ``rewarm_at`` (a phase's ``ctc_only_steps``) warms the rate up again from that step, where
     the LLM starts to train with fresh Adam statistics: started at the full rate instead, it
-    learned far more slowly (the demo's test WER was 76% against 45% with the rewarm; BENCHMARKS.md).
+    learns far more slowly (measured on the demo in BENCHMARKS.md).
     """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
