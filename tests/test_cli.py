@@ -131,3 +131,21 @@ def test_word_list_and_n_gram_flags_load_their_files(tmp_path, capsys):
         parser.parse_args(["transcribe", "a.wav", "--ngram", str(tmp_path / "none.txt")])
     assert exit_.value.code == 2
     assert "none.txt" in capsys.readouterr().err
+
+
+def test_serve_loads_the_model_once(monkeypatch):
+    pytest.importorskip("fastapi")
+    uvicorn = pytest.importorskip("uvicorn")
+    from voxlm.model import VoxLM
+
+    loads = []
+    original = VoxLM.from_pretrained.__func__
+
+    def counting(cls, *args, **kwargs):
+        loads.append(args)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(VoxLM, "from_pretrained", classmethod(counting))
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port: None)
+    assert main(["serve", "--model", "voxlm-tiny"]) == 0
+    assert len(loads) == 1

@@ -5,8 +5,10 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from voxlm.ctc import CTCPrefixScorer, span_ctc_loss
+from voxlm.model import VoxLM
 
 V, T, BLANK = 3, 5, 3  # tokens 0..2, blank last; 4^5 = 1024 alignments
 EOS = 7  # outside the CTC vocabulary, as an LLM's EOS may be
@@ -92,3 +94,11 @@ def test_no_spans_give_a_zero_loss_that_still_backpropagates():
     loss = span_ctc_loss(log_probs, [])
     loss.backward()
     assert float(loss) == 0.0
+
+
+def test_a_ctc_head_over_a_vocabulary_too_large_to_decode_is_refused(monkeypatch):
+    monkeypatch.setattr("voxlm.ctc.MAX_CTC_VOCAB", 20)
+    with pytest.raises(ValueError, match=r"model.ctc: true needs a tokenizer of at most 20"):
+        VoxLM.from_config(tiny_config(ctc=True))
+    VoxLM.from_config(tiny_config(ctc=False, ctc_embeddings=False, ctc_positions=False))
+    # without the head the same model builds

@@ -379,8 +379,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         ) from None
     from voxlm.server import serve
 
-    _load_model(args.model)  # fail with a one-line error before the server starts
-    serve(args.model, host=args.host, port=args.port)
+    model = _load_model(args.model)  # fails with a one-line error before the server starts
+    serve(model, args.model, host=args.host, port=args.port)
     return 0
 
 

@@ -21,6 +21,20 @@ from __future__ import annotations
 import torch
 
 NEG_INF = float("-inf")
+# The CTC head spans the LLM's vocabulary plus a blank, and the prefix scorer keeps float64
+# tables of [rows, frames, vocabulary]: 8 beam rows x 30 s (1,500 frames) x 8,192 tokens is
+# 0.8 GB, while an LLM's 49k-151k tokens would need 5-15 GB. Above this the head is refused.
+MAX_CTC_VOCAB = 8192
+
+
+def check_ctc_vocabulary(size: int) -> None:
+    """Refuse a CTC head over a vocabulary too large to decode with (see MAX_CTC_VOCAB)."""
+    if size > MAX_CTC_VOCAB:
+        raise ValueError(
+            f"model.ctc: true needs a tokenizer of at most {MAX_CTC_VOCAB} tokens, this one has "
+            f"{size}: joint CTC decoding keeps [rows, frames, tokens] tables (~{size * 1500 * 8 / 1e9:.1f} "
+            "GB per beam row and 30 s of audio); set model.ctc: false for this LLM"
+        )
 
 
 class CTCPrefixScorer:

@@ -22,7 +22,7 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 from voxlm import weights
 from voxlm.aligner import Aligner, alignment_loss
 from voxlm.config import ModelConfig, get_config, resolve_variant
-from voxlm.ctc import span_ctc_loss
+from voxlm.ctc import check_ctc_vocabulary, span_ctc_loss
 from voxlm.encoder import AudioEncoder
 from voxlm.labels import alignment_targets, span_ctc_spans
 from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenizer, torch_dtype
@@ -93,6 +93,8 @@ class VoxLM(nn.Module):
         self.aligner = Aligner(d_llm, encoder.hidden_size, config.aligner_dim)
         # CTC over the LLM's vocabulary plus a blank (the last index) at 50 frames/s: from
         # scratch the LLM ignores the audio until the encoder has learned to spell.
+        if config.ctc:
+            check_ctc_vocabulary(len(tokenizer))
         self.ctc_head = nn.Linear(encoder.hidden_size, len(tokenizer) + 1) if config.ctc else None
         if config.freeze_encoder:
             encoder.requires_grad_(False)

@@ -86,10 +86,12 @@ def create_app(model: VoxLM, model_name: str, options: DecodingOptions | None = 
     return app
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load a model and serve it; localhost only unless ``host`` says otherwise."""
+def serve(model: VoxLM, model_path: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve a loaded model (named ``model_path`` in responses); localhost only unless ``host``
+    says otherwise. The caller loads the model once, so a bad one fails before the server
+    starts and the weights are in memory once."""
     import uvicorn
 
-    model = VoxLM.from_pretrained(model_path).eval()
+    model.eval()
     logger.info("serving %s on http://%s:%d", model_path, host, port)
     uvicorn.run(create_app(model, str(model_path)), host=host, port=port)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import voxlm.data.synth
@@ -151,3 +152,23 @@ def test_synthetic_corpus_is_reused_whatever_the_split_names(tmp_path, monkeypat
     assert config.data.train_split != "train"
     paths = prepare_data(config, progress=False)
     assert paths == {k: tmp_path / f"{k}.jsonl" for k in ("train", "dev", "test")}
+
+
+def test_a_phase_ends_holding_its_best_weights_without_building_a_second_model(
+    tmp_path, synth_corpus, monkeypatch
+):
+    config = load_config(write_config(tmp_path, synth_corpus))
+    built = []
+    original = VoxLM.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(VoxLM, "__init__", counting_init)
+    result = run_training(config, phases=(1,), progress=False)
+    assert len(built) == 1  # the model trained, never a copy to read the best weights into
+    best = VoxLM.from_pretrained(result.phase1.best_dir)
+    final = VoxLM.from_pretrained(result.model_dir)
+    for name, tensor in best.trained_state_dict().items():
+        torch.testing.assert_close(final.state_dict()[name], tensor)

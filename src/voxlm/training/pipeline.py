@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from voxlm import weights
 from voxlm.config import VoxLMConfig
 from voxlm.data.manifest import UtteranceDataset, read_manifest, write_manifest
 from voxlm.model import VoxLM
@@ -136,9 +137,9 @@ def run_phase(
         progress=progress,
         num_workers=config.training.num_workers,
     )
-    if result.best_dir is not None:
-        best = VoxLM.from_pretrained(result.best_dir)
-        model.load_state_dict(best.state_dict())
+    if result.best_dir is not None:  # the best weights into this model: no second copy in memory
+        _, state = weights.read_model_directory(Path(result.best_dir))
+        model.load_trained_state(state, source=str(result.best_dir))
     return result
 
 
