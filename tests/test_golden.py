@@ -115,11 +115,14 @@ def golden_outputs() -> dict:
         ngram=NGramLM(SENTENCES),
         confidence_temperature=2.0,
         batch_size=4,
+        vad="energy",
     )
     return {
-        "greedy": _transcripts(model, clips, DecodingOptions()),
+        "greedy": _transcripts(model, clips, DecodingOptions(vad="energy")),
         "greedy_no_stops": _transcripts(
-            model, clips, DecodingOptions(min_confidence=0, max_repeats=0, ctc_weight=0)
+            model,
+            clips,
+            DecodingOptions(min_confidence=0, max_repeats=0, ctc_weight=0, vad="energy"),
         ),
         "demo_decoding": _transcripts(model, clips, demo_decoding),
         "losses": losses[:1] + losses[-1:],

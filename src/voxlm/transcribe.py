@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from voxlm import silero, vad
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.decoding import Decoded, DecodingOptions, generate
 from voxlm.encoder import ENCODER_FRAME_SECONDS
 from voxlm.results import STOP_EOS, STOP_NO_SPEECH, Transcript, Word
 from voxlm.timing import token_spans, tokens_to_words, word_posteriors
-from voxlm.vad import has_speech, split_points
 
 if TYPE_CHECKING:
     from voxlm.model import VoxLM
@@ -34,6 +34,7 @@ class Window:
     source: int  # index of the input it came from
     offset: float  # seconds from the start of that input
     audio: np.ndarray  # float32 [samples] at 16 kHz
+    speech: bool = True  # whether the speech detector found speech in it
 
 
 def transcribe(
@@ -53,17 +54,35 @@ def transcribe(
     single = not isinstance(audio, list)
     inputs = [audio] if single else audio
     waves = [load_audio(x, sample_rate) for x in inputs]
-    windows = [
-        Window(i, start / SAMPLE_RATE, wave[start:end])
-        for i, wave in enumerate(waves)
-        for start, end in split_points(wave, max_seconds=model.encoder.max_seconds)
-    ]
+    windows = [w for i, wave in enumerate(waves) for w in speech_windows(i, wave, model, options)]
     results = decode_windows(model, windows, instruction, options)
     transcripts = [
         _join([r for w, r in zip(windows, results, strict=True) if w.source == i], len(wave))
         for i, wave in enumerate(waves)
     ]
     return transcripts[0] if single else transcripts
+
+
+def speech_windows(
+    source: int, wave: np.ndarray, model: VoxLM, options: DecodingOptions
+) -> list[Window]:
+    """One input's windows of at most the encoder's span, by the detector ``options.vad``
+    chooses. Silero's hold only speech; where it finds none, the input is covered as the energy
+    detector cuts it and marked as holding no speech."""
+    max_seconds = model.encoder.max_seconds
+    if options.vad == "silero":
+        cuts = silero.split_points(wave, max_seconds, options.silero)
+        if cuts:
+            return [Window(source, s / SAMPLE_RATE, wave[s:e]) for s, e in cuts]
+    return [
+        Window(
+            source,
+            s / SAMPLE_RATE,
+            wave[s:e],
+            options.vad == "energy" and vad.has_speech(wave[s:e]),
+        )
+        for s, e in vad.split_points(wave, max_seconds=max_seconds)
+    ]
 
 
 def decode_windows(
@@ -73,7 +92,7 @@ def decode_windows(
     results: list[Transcript | None] = [None] * len(windows)
     speech = []
     for i, window in enumerate(windows):
-        if options.no_speech_check and not has_speech(window.audio):
+        if options.no_speech_check and not window.speech:
             duration = len(window.audio) / SAMPLE_RATE
             results[i] = Transcript("", (), duration, STOP_NO_SPEECH)
         else:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from voxlm.silero import SileroOptions
+
 if TYPE_CHECKING:
     from voxlm.lexicon import Lexicon
     from voxlm.ngram import NGramLM
 
 CONFIDENCE_METHODS = ("geometric", "mean", "min")  # see timing.word_confidence
+VAD_METHODS = ("silero", "energy")  # voxlm.silero, voxlm.vad
+_SILERO = SileroOptions()  # the speech detector's defaults live there
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,12 @@ class DecodingOptions:
     nats, so the joint softmax is nearly 0 or 1 and a word's mean hides which of its tokens were
     contested. The n-gram model does not enter token probabilities, only the beam's scores (and
     so the n-best agreement that also weighs each word's confidence).
+
+    ``vad`` chooses the speech detector behind ``no_speech_check`` and the cutting of long audio
+    into windows: ``silero`` (Silero VAD, ``voxlm.silero``; its thresholds are ``vad_threshold``,
+    ``min_speech_ms``, ``min_silence_ms`` and ``speech_pad_ms``) decodes only windows of speech,
+    cut in the longest pauses; ``energy`` (``voxlm.vad``) covers the whole audio, cut at its
+    quietest stretches. Silero falls back to the energy detector where its model cannot load.
     """
 
     max_tokens_per_second: float = 30.0
@@ -57,12 +67,20 @@ class DecodingOptions:
     word_confidence: str = "geometric"  # see timing.word_confidence
     median_filter_width: int = 3
     batch_size: int = 8
+    vad: str = "silero"
+    vad_threshold: float = _SILERO.vad_threshold
+    min_speech_ms: int = _SILERO.min_speech_ms
+    min_silence_ms: int = _SILERO.min_silence_ms
+    speech_pad_ms: int = _SILERO.speech_pad_ms
 
     def __post_init__(self) -> None:
         if self.word_confidence not in CONFIDENCE_METHODS:
             raise ValueError(
                 f"word_confidence must be geometric, mean or min, got {self.word_confidence!r}"
             )
+        if self.vad not in VAD_METHODS:
+            raise ValueError(f"vad must be silero or energy, got {self.vad!r}")
+        _ = self.silero  # checks the thresholds
         if not 0 <= self.ctc_weight <= 1:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.ngram_weight < 0:
@@ -77,3 +95,10 @@ class DecodingOptions:
         for name in ("max_tokens_per_second", "min_confidence", "confidence_window", "max_repeats"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def silero(self) -> SileroOptions:
+        """The Silero VAD thresholds of these options."""
+        return SileroOptions(
+            self.vad_threshold, self.min_speech_ms, self.min_silence_ms, self.speech_pad_ms
+        )
