@@ -67,3 +67,18 @@ def test_bad_audio_and_bad_format_are_400s(client):
         data={"response_format": "mp3"},
     )
     assert fmt.status_code == 400 and fmt.json()["error"]["param"] == "response_format"
+
+
+def test_vad_fields_are_form_fields(client):
+    ok = client.post(
+        "/v1/audio/transcriptions",
+        files={"file": ("a.wav", wav_bytes())},
+        data={"vad": "energy", "min_silence_ms": "300"},
+    )
+    assert ok.status_code == 200 and "text" in ok.json()
+    bad = client.post(
+        "/v1/audio/transcriptions",
+        files={"file": ("a.wav", wav_bytes())},
+        data={"vad_threshold": "1.5"},
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "vad_threshold"

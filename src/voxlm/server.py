@@ -10,6 +10,7 @@ adds ``confidence`` to every word and VoxLM's ``stop_reason``.
 import json
 import logging
 import threading
+from dataclasses import replace
 from typing import Annotated
 
 from voxlm.decoding import DecodingOptions
@@ -53,7 +54,17 @@ def create_app(model: VoxLM, model_name: str, options: DecodingOptions | None = 
         language: Annotated[str | None, Form()] = None,
         response_format: Annotated[str, Form()] = "json",
         granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
+        vad: Annotated[str | None, Form()] = None,
+        vad_threshold: Annotated[float | None, Form()] = None,
+        min_speech_ms: Annotated[int | None, Form()] = None,
+        min_silence_ms: Annotated[int | None, Form()] = None,
+        speech_pad_ms: Annotated[int | None, Form()] = None,
     ):
+        vad_fields = (vad, vad_threshold, min_speech_ms, min_silence_ms, speech_pad_ms)
+        try:
+            request_options = _with_vad_fields(options, vad_fields)
+        except ValueError as problem:
+            return error(400, str(problem), str(problem).split()[0])
         if response_format not in RESPONSE_FORMATS:
             return error(
                 400,
@@ -65,7 +76,7 @@ def create_app(model: VoxLM, model_name: str, options: DecodingOptions | None = 
             return error(413, f"file is larger than {MAX_UPLOAD_BYTES} bytes", "file")
         try:
             with lock:
-                result = model.transcribe(data, instruction=prompt or None, options=options)
+                result = model.transcribe(data, instruction=prompt or None, options=request_options)
         except ValueError as problem:
             return error(400, f"{file.filename}: {problem}", "file")
         if response_format == "json":
@@ -84,6 +95,15 @@ def create_app(model: VoxLM, model_name: str, options: DecodingOptions | None = 
         return body
 
     return app
+
+
+VAD_FIELDS = ("vad", "vad_threshold", "min_speech_ms", "min_silence_ms", "speech_pad_ms")
+
+
+def _with_vad_fields(options: DecodingOptions, values: tuple) -> DecodingOptions:
+    """The server's options with a request's speech-detector fields (those it sent)."""
+    sent = {k: v for k, v in zip(VAD_FIELDS, values, strict=True) if v is not None}
+    return replace(options, **sent) if sent else options
 
 
 def serve(model: VoxLM, model_path: str, host: str = "127.0.0.1", port: int = 8000) -> None:
