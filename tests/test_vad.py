@@ -1,11 +1,18 @@
 import itertools
+import json
+import logging
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import REAL_SPEECH, real_speech_rows, tiny_config
 
+from voxlm import silero, vad
 from voxlm.audio import SAMPLE_RATE, load_audio
+from voxlm.decoding import DecodingOptions
+from voxlm.model import VoxLM
+from voxlm.results import STOP_NO_SPEECH
 from voxlm.vad import VadOptions, has_speech, speech_mask, split_points
 
 # espeak-ng keeps its synthesis callback in process-global state, so it runs in a child process
@@ -112,3 +119,137 @@ def test_bad_options():
         VadOptions(frame_seconds=0.0)
     with pytest.raises(ValueError, match="max_seconds"):
         split_points(noise(1.0, 0.1), max_seconds=0.0)
+
+
+# ---- Silero VAD -----------------------------------------------------------------------------------
+def _at_dbfs(x: np.ndarray, db: float) -> np.ndarray:
+    """x scaled to an RMS of db dBFS."""
+    return (x / np.sqrt(np.mean(np.square(x))) * 10 ** (db / 20)).astype(np.float32)
+
+
+def non_speech(seconds: float = 60.0) -> dict[str, np.ndarray]:
+    """Digital silence, mains hum, white and pink noise, and chords over a 120 bpm beat."""
+    rng = np.random.default_rng(0)
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    hum = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in range(1, 6))  # 50 Hz + harmonics
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    pink = np.fft.irfft(spectrum / np.sqrt(np.maximum(np.arange(len(spectrum)), 1)), n)  # 1/f
+    chords = [(261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6)]
+    chord = np.array([chords[int(s // 2) % 3] for s in t])  # [n, 3] Hz, a chord every 2 s
+    tones = sum(np.sin(2 * np.pi * chord[:, k] * t) for k in range(3))
+    beat = np.exp(-20 * (t % 0.5))  # a decaying pulse every 0.5 s
+    music = tones * (0.5 + 0.5 * beat) + 2 * beat * np.sin(2 * np.pi * 60 * t)
+    return {
+        "silence": np.zeros(n, dtype=np.float32),
+        "hum": _at_dbfs(hum, -40),
+        "white": _at_dbfs(rng.standard_normal(n), -30),
+        "pink": _at_dbfs(pink, -30),
+        "music": _at_dbfs(music, -20),
+    }
+
+
+def test_silero_no_words_on_non_speech():
+    model = VoxLM.from_config(tiny_config()).eval()
+    signals = non_speech()
+    options = DecodingOptions(vad="silero")
+    results = model.transcribe(list(signals.values()), options=options, sample_rate=SAMPLE_RATE)
+    for name, result in zip(signals, results, strict=True):
+        assert result.words == () and result.stop_reason == STOP_NO_SPEECH, name
+        assert result.audio_duration == 60.0
+
+
+def test_silero_detects_real_speech():
+    rows = real_speech_rows()
+    quiet = []
+    for row in rows:
+        audio = load_audio(str(REAL_SPEECH / row["audio_filepath"]))
+        assert silero.has_speech(audio), row["id"]
+        quiet.append(silero.has_speech(_at_dbfs(audio, -40)))
+    assert all(quiet)
+
+
+def test_silero_detects_quiet_synthetic_speech(synth_corpus):
+    rows = [json.loads(line) for line in (synth_corpus / "test.jsonl").read_text().splitlines()]
+    for row in rows:
+        audio = load_audio(str(synth_corpus / row["audio_filepath"]))
+        quiet = (audio * 10 ** (-30 / 20) / np.abs(audio).max()).astype(np.float32)  # peak -30
+        assert silero.has_speech(quiet), row["audio_filepath"]
+
+
+def test_regions_from_probs_and_padding():
+    chunk = silero.CHUNK_SAMPLES  # 32 ms
+    probs = np.array([0.1] * 5 + [0.9] * 10 + [0.1] * 2 + [0.9] * 10 + [0.1] * 10 + [0.9] * 2)
+    options = silero.SileroOptions(min_speech_ms=100, min_silence_ms=100)
+    # A 64 ms dip does not end a region; a 2-chunk (64 ms) burst is too short to be one.
+    regions = silero.regions_from_probs(probs, len(probs) * chunk, options)
+    assert regions == [(5 * chunk, 27 * chunk)]
+    padded = silero.pad_regions([(1000, 2000), (2100, 5000)], 5200, pad_ms=10)  # 160 samples
+    assert padded == [(840, 2050), (2050, 5160)]
+
+
+def test_merge_regions_cuts_in_the_longest_pause():
+    s = SAMPLE_RATE
+    audio = np.zeros(40 * s, dtype=np.float32)
+    regions = [
+        (0, 2 * s),
+        (4 * s, 6 * s),
+        (6 * s + s // 2, 7 * s),
+        (8 * s, 9 * s),
+        (12 * s, 14 * s),
+    ]
+    # With 10 s windows: pauses ending the first half (at 6 s, 7 s, 9 s) are 0.5, 1 and 3 s.
+    assert silero.merge_regions(audio, regions, 10.0) == [(0, 9 * s), (12 * s, 14 * s)]
+    assert silero.merge_regions(audio, [(0, 25 * s)], 10.0)[-1][1] == 25 * s  # a long region
+    assert all(e - b <= 10 * s for b, e in silero.merge_regions(audio, [(0, 25 * s)], 10.0))
+
+
+def test_long_audio_is_cut_in_pauses(speech):
+    """Speech with 0.3-2 s pauses, about 60 s: windows of at most 10 s hold every utterance
+    whole, and nothing else."""
+    rng = np.random.default_rng(1)
+    parts, spans, at = [], [], 0
+    bounds = vad.speech_bounds(speech)
+    frame = vad.VadOptions().frame_samples
+    while at < 60 * SAMPLE_RATE:
+        pause = np.zeros(int(rng.uniform(0.3, 2.0) * SAMPLE_RATE), dtype=np.float32)
+        parts += [pause, speech]
+        at += len(pause)
+        spans.append((at + bounds[0] * frame, at + bounds[1] * frame))
+        at += len(speech)
+    audio = np.concatenate(parts)
+    windows = silero.split_points(audio, 10.0)
+    assert all(end - start <= 10 * SAMPLE_RATE for start, end in windows)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(windows))
+    for a, b in spans:
+        assert any(start <= a and b <= end for start, end in windows), (a, b)
+
+
+@pytest.fixture
+def silero_missing(monkeypatch):
+    def missing():
+        raise ModuleNotFoundError("silero-vad is not installed")
+
+    monkeypatch.setattr(silero, "model_path", missing)
+    silero.load_model.cache_clear()
+    yield
+    silero.load_model.cache_clear()
+
+
+def test_fallback_to_energy_with_one_warning(silero_missing, speech, caplog):
+    with caplog.at_level(logging.WARNING, logger="voxlm"):
+        assert silero.has_speech(speech)
+        assert not silero.has_speech(np.zeros(SAMPLE_RATE, dtype=np.float32))
+        windows = silero.split_points(np.tile(speech, 20), 10.0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "energy" in warnings[0].getMessage()
+    assert windows and all(end - start <= 10 * SAMPLE_RATE for start, end in windows)
+
+
+def test_bad_silero_options():
+    with pytest.raises(ValueError, match="vad_threshold"):
+        DecodingOptions(vad_threshold=1.5)
+    with pytest.raises(ValueError, match="speech_pad_ms"):
+        DecodingOptions(speech_pad_ms=-1)
+    with pytest.raises(ValueError, match="vad"):
+        DecodingOptions(vad="webrtc")
