@@ -85,16 +85,21 @@ def create_app(model: VoxLM, model_name: str, options: DecodingOptions | None = 
         text = write_result(result, fmt)
         if fmt != "verbose_json":
             return PlainTextResponse(text)
-        body = json.loads(text)
-        body["language"] = language or body.get("language")
-        wanted = set(granularities or ["segment", "word"])  # words by default: VoxLM's point
-        if "word" not in wanted:
-            body.pop("words", None)
-        if "segment" not in wanted and "word" in wanted:
-            body.pop("segments", None)
-        return body
+        return _verbose_body(text, language, granularities)
 
     return app
+
+
+def _verbose_body(text: str, language: str | None, granularities: list[str] | None) -> dict:
+    """A verbose_json response with the language and the granularities asked for."""
+    body = json.loads(text)
+    body["language"] = language or body.get("language")
+    wanted = set(granularities or ["segment", "word"])  # words by default: VoxLM's point
+    if "word" not in wanted:
+        body.pop("words", None)
+    if "segment" not in wanted and "word" in wanted:
+        body.pop("segments", None)
+    return body
 
 
 VAD_FIELDS = ("vad", "vad_threshold", "min_speech_ms", "min_silence_ms", "speech_pad_ms")
