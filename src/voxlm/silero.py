@@ -47,7 +47,7 @@ class SileroOptions:
     durations are silero-vad's ``get_speech_timestamps`` defaults (250 ms, 100 ms), not
     faster-whisper's ``VadOptions`` (0 ms, 2,000 ms, 400 ms): a 32 ms blip of noise is not
     speech, and pauses of 100 ms are where long audio can be cut. The pad is 200 ms, between the
-    two: it keeps a soft onset or final consonant inside its window (measured in BENCHMARKS.md).
+    two: it keeps a soft onset or final consonant inside its window (chosen, not tuned).
     """
 
     vad_threshold: float = 0.5
