@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from accelerate import PartialState
+
 from voxlm import weights
 from voxlm.config import VoxLMConfig
 from voxlm.data.manifest import UtteranceDataset, read_manifest, write_manifest
@@ -175,6 +177,9 @@ def run_training(
             config, phase, model, manifests, resume=resume, progress=progress
         )
     model_dir = Path(config.output.final_model_dir) / config.model.name
-    model.save_pretrained(model_dir)  # swapped in whole, like the checkpoints' best model
-    logger.info("final model: %s", model_dir)
+    state = PartialState()
+    if state.is_main_process:  # one writer: every process holds the same weights
+        model.save_pretrained(model_dir)  # swapped in whole, like the checkpoints' best model
+        logger.info("final model: %s", model_dir)
+    state.wait_for_everyone()
     return TrainingResult(model_dir, results.get(1), results.get(2))
