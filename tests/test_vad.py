@@ -10,6 +10,7 @@ from conftest import REAL_SPEECH, real_speech_rows, tiny_config
 
 from voxlm import silero, vad
 from voxlm.audio import SAMPLE_RATE, load_audio
+from voxlm.data.nonspeech import at_dbfs, non_speech
 from voxlm.decoding import DecodingOptions
 from voxlm.model import VoxLM
 from voxlm.results import STOP_NO_SPEECH
@@ -122,33 +123,6 @@ def test_bad_options():
 
 
 # ---- Silero VAD -----------------------------------------------------------------------------------
-def _at_dbfs(x: np.ndarray, db: float) -> np.ndarray:
-    """x scaled to an RMS of db dBFS."""
-    return (x / np.sqrt(np.mean(np.square(x))) * 10 ** (db / 20)).astype(np.float32)
-
-
-def non_speech(seconds: float = 60.0) -> dict[str, np.ndarray]:
-    """Digital silence, mains hum, white and pink noise, and chords over a 120 bpm beat."""
-    rng = np.random.default_rng(0)
-    n = int(seconds * SAMPLE_RATE)
-    t = np.arange(n) / SAMPLE_RATE
-    hum = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in range(1, 6))  # 50 Hz + harmonics
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    pink = np.fft.irfft(spectrum / np.sqrt(np.maximum(np.arange(len(spectrum)), 1)), n)  # 1/f
-    chords = [(261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6)]
-    chord = np.array([chords[int(s // 2) % 3] for s in t])  # [n, 3] Hz, a chord every 2 s
-    tones = sum(np.sin(2 * np.pi * chord[:, k] * t) for k in range(3))
-    beat = np.exp(-20 * (t % 0.5))  # a decaying pulse every 0.5 s
-    music = tones * (0.5 + 0.5 * beat) + 2 * beat * np.sin(2 * np.pi * 60 * t)
-    return {
-        "silence": np.zeros(n, dtype=np.float32),
-        "hum": _at_dbfs(hum, -40),
-        "white": _at_dbfs(rng.standard_normal(n), -30),
-        "pink": _at_dbfs(pink, -30),
-        "music": _at_dbfs(music, -20),
-    }
-
-
 def test_silero_no_words_on_non_speech():
     model = VoxLM.from_config(tiny_config()).eval()
     signals = non_speech()
@@ -165,7 +139,7 @@ def test_silero_detects_real_speech():
     for row in rows:
         audio = load_audio(str(REAL_SPEECH / row["audio_filepath"]))
         assert silero.has_speech(audio), row["id"]
-        quiet.append(silero.has_speech(_at_dbfs(audio, -40)))
+        quiet.append(silero.has_speech(at_dbfs(audio, -40)))
     assert all(quiet)
 
 
