@@ -126,6 +126,6 @@ def test_missing_and_circular_files(tmp_path):
 def test_long_recipe_loads():
     config = load_config(CONFIGS / "voxlm-tiny-long.yaml")
     assert config.model.ctc_embeddings and config.model.ctc
-    assert config.training.phase1.max_minutes == 28
+    assert config.training.phase1.max_steps == 3450 and config.training.phase1.max_minutes == 60
     assert config.training.phase1.span_ctc_weight == 1.0
     assert config.training.phase2.train_modules == ("aligner",)

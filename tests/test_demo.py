@@ -51,8 +51,19 @@ def test_the_demo_leaves_a_model_metrics_an_example_its_lexicon_and_n_gram_text(
 BEFORE = json.loads((Path(__file__).parent / "configs_before_registry.json").read_text())
 
 
+def _with_step_budget(config: dict) -> dict:
+    """The recipe before its step budgets: 1,030 + 300 steps, each capped in time."""
+    training = config["training"]
+    assert training["phase1"]["max_steps"] == 1030 and training["phase1"]["max_minutes"] == 15
+    assert training["phase2"]["max_steps"] == 300 and training["phase2"]["max_minutes"] == 3
+    training["phase1"].update(max_steps=None, max_minutes=6.5)
+    training["phase2"].update(max_steps=None, max_minutes=1.0)
+    return config
+
+
 def test_the_demo_config_is_the_one_demo_py_built_before_the_recipe_file():
-    assert json.loads(json.dumps(demo_config(DemoOptions()).to_dict())) == BEFORE["demo_default"]
+    default = json.loads(json.dumps(demo_config(DemoOptions()).to_dict()))
+    assert _with_step_budget(default) == BEFORE["demo_default"]
     changed = DemoOptions(
         output_dir=Path("d"),
         minutes=3,
@@ -72,13 +83,13 @@ def test_the_demo_config_is_the_one_demo_py_built_before_the_recipe_file():
     assert json.loads(json.dumps(demo_config(changed).to_dict())) == BEFORE["demo_custom"]
 
 
-def test_the_long_recipe_is_the_demo_recipe_with_more_time():
+def test_the_long_recipe_is_the_demo_recipe_with_more_steps():
     long, demo = (
         load_config(Path(__file__).parent.parent / "configs" / "voxlm-tiny-long.yaml"),
         demo_config(DemoOptions()),
     )
     assert long.model == demo.model
-    assert long.training.phase1.max_minutes == 28 and long.training.phase2.max_minutes == 1.5
+    assert long.training.phase1.max_steps == 3450 and long.training.phase2.max_steps == 460
     assert long.training.phase1.learning_rate == demo.training.phase1.learning_rate
 
 

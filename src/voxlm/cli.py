@@ -331,7 +331,8 @@ def _add_demo_flags(parser: argparse.ArgumentParser) -> None:
     from voxlm.demo import RECIPE, DemoOptions, recipe_defaults
 
     helps = {name: f"default: {value} ({RECIPE})" for name, value in recipe_defaults().items()}
-    helps["minutes"] = f"phase 1 training budget; {helps['minutes']}"
+    helps["steps"] = f"phase 1 steps; {helps['steps']}"
+    helps["minutes"] = f"phase 1 time cap (alone: a time budget); {helps['minutes']}"
     add_option_flags(parser, DemoOptions, helps=helps)
 
 

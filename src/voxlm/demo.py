@@ -34,7 +34,9 @@ NGRAM_FILE = "ngram.txt"  # the training transcripts, one per line, for `--ngram
 RECIPE = "voxlm-tiny-demo.yaml"  # the demo's training recipe, in voxlm/configs/
 # DemoOptions fields that set keys of the recipe; None keeps the recipe's value.
 RECIPE_KEYS: dict[str, tuple[str, ...]] = {
+    "steps": ("training.phase1.max_steps",),
     "minutes": ("training.phase1.max_minutes",),
+    "phase2_steps": ("training.phase2.max_steps",),
     "phase2_minutes": ("training.phase2.max_minutes",),
     "batch_size": ("training.phase1.batch_size", "training.phase2.batch_size"),
     "learning_rate": ("training.phase1.learning_rate",),
@@ -59,7 +61,11 @@ class DemoOptions:
     time budget fits a 2-core CPU in about ten minutes, see BENCHMARKS.md)."""
 
     output_dir: Path = Path("demo")
-    minutes: float | None = None  # phase 1 training budget
+    # Phase budgets: steps, with minutes as a cap. Minutes given without steps make a pure
+    # time budget (the run trains as many steps as the machine manages in that time).
+    steps: int | None = None
+    minutes: float | None = None
+    phase2_steps: int | None = None
     phase2_minutes: float | None = None
     n_train: int = 6000
     n_dev: int = 150
@@ -96,6 +102,12 @@ def demo_config(options: DemoOptions) -> VoxLMConfig:
         if getattr(options, name) is not None
         for key in keys
     }
+    for phase, steps, minutes in (
+        (1, options.steps, options.minutes),
+        (2, options.phase2_steps, options.phase2_minutes),
+    ):
+        if minutes is not None and steps is None:
+            overrides[f"training.phase{phase}.max_steps"] = None
     out = options.output_dir
     overrides["data.data_dir"] = str(out / "data")
     overrides["output.output_dir"] = str(out)
@@ -152,7 +164,9 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
         "decoding": _decoding_metrics(decoding),
         "train_minutes": phase1.minutes + phase2.minutes,
         "phase1_steps": phase1.steps,
+        "phase1_planned_steps": config.training.phase1.max_steps,
         "phase2_steps": phase2.steps,
+        "phase2_planned_steps": config.training.phase2.max_steps,
         "synth_minutes": synth_minutes,
     }
     example = _example(test, transcripts)
@@ -309,6 +323,8 @@ def summary_table(metrics: dict) -> str:
     rows = [
         ("total minutes (synthesis included)", num(metrics["total_minutes"], ".1f")),
         ("training minutes", num(metrics["train_minutes"], ".1f")),
+        ("phase 1 steps", _steps(metrics, 1)),
+        ("phase 2 steps", _steps(metrics, 2)),
         ("test utterances", str(metrics["n_utterances"])),
         ("WER", pct(metrics["wer"])),
         ("  on the voices heard in training", pct(metrics.get("wer_training_voices"))),
@@ -322,6 +338,15 @@ def summary_table(metrics: dict) -> str:
     ]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _steps(metrics: dict, phase: int) -> str:
+    """Steps reached, of the planned ones, flagged when the time cap cut the phase short."""
+    done, planned = metrics[f"phase{phase}_steps"], metrics.get(f"phase{phase}_planned_steps")
+    if planned is None:
+        return f"{done} (time budget)"
+    short = "  (cut short by the time cap: expect worse results)" if done < planned else ""
+    return f"{done} of {planned}{short}"
 
 
 def _decoding_summary(decoding: dict) -> str:

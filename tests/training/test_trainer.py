@@ -376,3 +376,32 @@ def test_the_best_model_directory_is_replaced_whole(tmp_path):
     save_best(small_model(), best)
     assert not (best / "stale.txt").exists() and (best / "voxlm_config.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no .tmp or .old left
+
+
+def test_a_time_cap_that_cuts_the_step_budget_short_is_reported(corpus, tmp_path, caplog):
+    phase = dataclasses.replace(PHASE1, max_steps=1000, max_minutes=1e-9, eval_every=0)
+    with caplog.at_level("WARNING", logger="voxlm"):
+        result = train_phase(
+            small_model(), phase, "p", corpus[0], corpus[1], tmp_path, seed=0, progress=False
+        )
+    assert result.steps == 1
+    assert "stopped training at step 1 of 1000" in caplog.text
+
+
+def test_the_progress_bar_counts_the_budget_that_ends_the_phase():
+    from voxlm.training.checkpoint import TrainState
+    from voxlm.training.trainer import BudgetBar
+
+    timed = BudgetBar(
+        PhaseConfig(max_minutes=2.0), "p", 10**6, TrainState(), enabled=True
+    )  # epochs decide the step total: a million steps, so the bar counts seconds
+    assert timed.by_time and timed.bar.total == 120
+    state = TrainState(step=7, elapsed=30.0)
+    timed.advance(state, loss=1.0)
+    assert timed.bar.n == 30
+    stepped = BudgetBar(
+        PhaseConfig(max_steps=50, max_minutes=2.0), "p", 50, TrainState(), enabled=True
+    )
+    assert not stepped.by_time and stepped.bar.total == 50
+    stepped.advance(state, loss=1.0)
+    assert stepped.bar.n == 7

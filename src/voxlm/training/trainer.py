@@ -45,6 +45,9 @@ from voxlm.training.optimizer import param_groups, phase_lr_factor, set_trainabl
 
 logger = logging.getLogger("voxlm")
 
+# A step-budgeted phase that the time cap stopped below this share of its steps is reported.
+SHORT_RUN_SHARE = 0.9
+
 
 @dataclass(frozen=True)
 class PhaseResult:
@@ -167,6 +170,60 @@ def _phase_result(state: TrainState, log: TrainingLog, best_dir: Path | None) ->
     )
 
 
+def _warn_if_cut_short(phase: PhaseConfig, name: str, state: TrainState) -> None:
+    """Say so when the time cap ended a step-budgeted phase well short of its steps.
+
+    A recipe's published results are for its ``max_steps``; a slower or busier machine reaches
+    fewer within ``max_minutes`` and scores worse, which the user should hear about.
+    """
+    if phase.max_steps is None or state.step >= SHORT_RUN_SHARE * phase.max_steps:
+        return
+    logger.warning(
+        "%s: the %.1f-minute time cap stopped training at step %d of %d; expect worse results "
+        "than those published for %d steps (raise max_minutes, or free the machine)",
+        name, phase.max_minutes or 0.0, state.step, phase.max_steps, phase.max_steps,
+    )  # fmt: skip
+
+
+class BudgetBar:
+    """A progress bar over the budget that ends the phase: its steps, or else its minutes.
+
+    A time-boxed phase whose step total is its epochs (a million steps) would otherwise show
+    that total and an ETA of days; its bar counts elapsed seconds of the budget instead.
+    """
+
+    def __init__(
+        self, phase: PhaseConfig, name: str, total_steps: int, state: TrainState, enabled: bool
+    ) -> None:
+        self.by_time = phase.max_steps is None and phase.max_minutes is not None
+        if self.by_time:
+            budget = round(phase.max_minutes * 60)
+            self.bar = tqdm(
+                total=budget,
+                initial=min(budget, round(state.elapsed)),
+                desc=f"{name} ({phase.max_minutes:g}-minute budget)",
+                unit="s",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} s {postfix}",
+                disable=not enabled,
+            )
+        else:
+            cap = f", cap {phase.max_minutes:g} min" if phase.max_minutes is not None else ""
+            self.bar = tqdm(
+                total=total_steps, initial=state.step, desc=f"{name}{cap}", disable=not enabled
+            )
+
+    def advance(self, state: TrainState, loss: float) -> None:
+        if self.by_time:
+            self.bar.update(min(self.bar.total, state.elapsed) - self.bar.n)
+            self.bar.set_postfix(step=state.step, loss=f"{loss:.3f}")
+        else:
+            self.bar.update(state.step - self.bar.n)
+            self.bar.set_postfix(loss=f"{loss:.3f}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _warn_if_untimed(phase: PhaseConfig, name: str, train_set: Dataset) -> None:
     """Span CTC needs word timings: say so when the phase asks for it on a corpus without."""
     if phase.span_ctc_weight and not has_word_timings(train_set):
@@ -268,12 +325,7 @@ class _Loop:
     ) -> None:
         acc, phase = self.accelerator, self.phase
         started = time.monotonic() - state.elapsed
-        bar = tqdm(
-            total=total_steps,
-            initial=state.step,
-            desc=self.name,
-            disable=not progress or not acc.is_main_process,
-        )
+        bar = BudgetBar(phase, self.name, total_steps, state, progress and acc.is_main_process)
         window: dict[str, list[float]] = defaultdict(list)  # loss terms since the last log row
         last_eval = last_save = -1
         self.model.train()
@@ -286,8 +338,7 @@ class _Loop:
                 state.step += 1
                 state.elapsed = time.monotonic() - started
                 self._follow_time_budget(state, total_steps)
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(window['loss']):.3f}")
+                bar.advance(state, loss=float(np.mean(window["loss"])))
                 if _every(state.step, log_every):
                     self._log_train(state, window)
                 if _every(state.step, phase.eval_every):
@@ -303,6 +354,8 @@ class _Loop:
                 state.epoch, state.batch_in_epoch = state.epoch + 1, 0
         bar.close()
         state.elapsed = time.monotonic() - started
+        if acc.is_main_process:
+            _warn_if_cut_short(phase, self.name, state)
         if window:
             self._log_train(state, window)
         if last_eval != state.step:
