@@ -1,0 +1,169 @@
+"""Can a small CTC head on frozen, pretrained Whisper features learn to spell from synthetic
+speech, and does what it learns carry over to real human speech?
+
+The cheapest way to teach a pretrained encoder + LLM to listen is to first teach the encoder's
+output to spell without the LLM: the encoder runs once per clip (its outputs are cached), and
+only a small head trains. This measures that first step: a character CTC head (two 1-D
+convolutions and a linear layer) over Whisper's final encoder states, trained on espeak-ng
+speech for a fixed number of epochs, decoded greedily on the synthetic test split and on the
+English clips of ../shared/real-speech (never trained or tuned on). Run on an idle machine.
+
+    python benchmarks/whisper_ctc_probe.py --data demo/data [--encoder openai/whisper-base]
+        [--epochs 8] [--real ../shared/real-speech/manifest.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from voxlm.audio import load_audio
+from voxlm.data.manifest import Utterance, read_manifest
+from voxlm.encoder import AudioEncoder
+from voxlm.evaluate import char_error_rate, word_error_rate
+from voxlm.text import normalize_text
+
+ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # index + 1; 0 is the CTC blank
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real-speech" / "manifest.jsonl"
+
+
+class CharHead(nn.Module):
+    """Encoder states [B, T, D] -> character log-probabilities [B, T, len(ALPHABET) + 1]."""
+
+    def __init__(self, dim: int, hidden: int = 384) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.conv = nn.Sequential(
+            nn.Conv1d(dim, hidden, 5, padding=2),
+            nn.GELU(),
+            nn.Conv1d(hidden, hidden, 5, padding=2),
+            nn.GELU(),
+        )
+        self.out = nn.Linear(hidden, len(ALPHABET) + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.norm(x).transpose(1, 2)).transpose(1, 2)
+        return self.out(x).log_softmax(-1)
+
+
+def spell(text: str) -> list[int]:
+    return [ALPHABET.index(c) + 1 for c in normalize_text(text) if c in ALPHABET]
+
+
+@torch.no_grad()
+def encode(
+    encoder: AudioEncoder, utterances: list[Utterance], batch: int = 16
+) -> list[torch.Tensor]:
+    """Each utterance's encoder states [T, D] (fp16, to hold a corpus in memory)."""
+    states: list[torch.Tensor] = []
+    for i in range(0, len(utterances), batch):
+        waves = [torch.from_numpy(load_audio(u.audio_path)) for u in utterances[i : i + batch]]
+        lengths = torch.tensor([len(w) for w in waves])
+        audio = nn.utils.rnn.pad_sequence(waves, batch_first=True)
+        hidden, mask = encoder(audio, lengths)
+        states += [h[m].half() for h, m in zip(hidden, mask, strict=True)]
+    return states
+
+
+def batches(states: list[torch.Tensor], targets: list[list[int]], size: int, seed: int):
+    order = torch.randperm(len(states), generator=torch.Generator().manual_seed(seed)).tolist()
+    for i in range(0, len(order), size):
+        idx = order[i : i + size]
+        yield (
+            nn.utils.rnn.pad_sequence([states[j].float() for j in idx], batch_first=True),
+            torch.tensor([len(states[j]) for j in idx]),
+            [targets[j] for j in idx],
+        )
+
+
+def train(head: CharHead, states, targets, epochs: int, batch: int = 32) -> list[float]:
+    """AdamW at 1e-3 with a cosine decay; returns the mean CTC loss of each epoch."""
+    steps = epochs * -(-len(states) // batch)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    ctc = nn.CTCLoss(zero_infinity=True)
+    curve = []
+    for epoch in range(epochs):
+        losses = []
+        for x, lengths, ys in batches(states, targets, batch, seed=epoch):
+            logp = head(x).transpose(0, 1)  # [T, B, C]
+            flat = torch.tensor([c for y in ys for c in y])
+            loss = ctc(logp, flat, lengths, torch.tensor([len(y) for y in ys]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss))
+        curve.append(sum(losses) / len(losses))
+        print(f"epoch {epoch + 1}: CTC loss {curve[-1]:.3f}", flush=True)
+    return curve
+
+
+@torch.no_grad()
+def greedy(head: CharHead, states: list[torch.Tensor]) -> list[str]:
+    texts = []
+    for s in states:
+        ids = head(s.float()[None])[0].argmax(-1).tolist()
+        chars = [ALPHABET[c - 1] for k, c in enumerate(ids) if c and (k == 0 or c != ids[k - 1])]
+        texts.append(" ".join("".join(chars).split()))
+    return texts
+
+
+def scores(head: CharHead, states, utterances: list[Utterance]) -> dict:
+    hyps = greedy(head, states)
+    refs = [u.text for u in utterances]
+    return {
+        "wer": word_error_rate(refs, hyps),
+        "cer": char_error_rate(refs, hyps),
+        "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps, strict=True))[:3]],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="train/test manifests' folder")
+    parser.add_argument("--encoder", default="openai/whisper-base")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=None, help="only N training utterances")
+    parser.add_argument("--real", type=Path, default=REAL)
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(0)
+    encoder = AudioEncoder.from_pretrained(args.encoder).eval()
+    train_set = read_manifest(args.data / "train.jsonl")[: args.limit]
+    test_set = read_manifest(args.data / "test.jsonl")
+    english = {
+        json.loads(line)["id"]
+        for line in args.real.read_text().splitlines()
+        if json.loads(line).get("language", "en") == "en"
+    }
+    real = [u for u in read_manifest(args.real) if u.id in english]
+    started = time.monotonic()
+    train_states, test_states, real_states = (
+        encode(encoder, s) for s in (train_set, test_set, real)
+    )
+    encode_minutes = (time.monotonic() - started) / 60
+    head = CharHead(train_states[0].shape[-1])
+    started = time.monotonic()
+    curve = train(head, train_states, [spell(u.text) for u in train_set], args.epochs)
+    result = {
+        "encoder": args.encoder,
+        "train_utterances": len(train_set),
+        "train_audio_minutes": sum(u.duration for u in train_set) / 60,
+        "encode_minutes": encode_minutes,
+        "head_train_minutes": (time.monotonic() - started) / 60,
+        "curve": curve,
+        "synthetic_test": scores(head, test_states, test_set),
+        "real_english": scores(head, real_states, real),
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
