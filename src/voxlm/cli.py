@@ -40,10 +40,11 @@ def _transcribe_parser(sub) -> None:
     p = sub.add_parser(
         "transcribe",
         help="transcribe audio files to text with word times and confidence",
-        description="Transcribe audio files (wav, flac, ogg, mp3, m4a, webm). A file that fails "
-        "is reported and the others still run; the exit code is 1 if any failed.",
+        description="Transcribe audio files (wav, flac, ogg, mp3, m4a, webm), folders of them or "
+        ".jsonl manifests; under `accelerate launch` the processes share the files. A file that "
+        "fails is listed at the end and the others still run; the exit code is 1 if any failed.",
     )
-    p.add_argument("files", nargs="+", type=Path, help="audio files")
+    p.add_argument("files", nargs="+", type=Path, help="audio files, folders, .jsonl manifests")
     p.add_argument(
         "--model",
         default="voxlm-tiny",
@@ -56,36 +57,27 @@ def _transcribe_parser(sub) -> None:
         "--output-dir",
         type=Path,
         default=None,
-        help="write <file stem>.<format> here instead of printing",
+        help="write <file stem>.<format> here (a folder's or manifest's files: their path "
+        "below it) instead of printing; files whose output exists are skipped",
     )
+    p.add_argument("--overwrite", action="store_true", help="transcribe files already written")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
     add_decoding_flags(p)
     p.set_defaults(run=_run_transcribe)
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
-    from voxlm.formats import write_result
+    from voxlm.bulk import BulkOptions, launch_state, list_inputs, transcribe_sharded
 
     options = decoding_options(args)
-    model = _load_model(args.model).to(args.device)
-    failed = 0
-    for path in args.files:
-        try:
-            result = model.transcribe(path, instruction=args.instruction, options=options)
-        except (ValueError, OSError) as error:  # this file's problem; a bug keeps its traceback
-            print(f"error: {error}", file=sys.stderr)
-            failed += 1
-            continue
-        text = write_result(result, args.format)
-        if args.output_dir is None:
-            sys.stdout.write(text)
-        else:
-            args.output_dir.mkdir(parents=True, exist_ok=True)
-            suffix = "json" if args.format == "verbose_json" else args.format
-            (args.output_dir / f"{path.stem}.{suffix}").write_text(text, encoding="utf-8")
-    if failed:
-        print(f"{failed} of {len(args.files)} files failed", file=sys.stderr)
-    return 1 if failed else 0
+    bulk = BulkOptions(args.output_dir, args.format, args.instruction, args.overwrite)
+    inputs = list_inputs(args.files, unique_names=args.output_dir is not None)
+    state, device = launch_state(args.device)
+    model = _load_model(args.model).to(device)
+    report = transcribe_sharded(model, inputs, options, bulk, state, sys.stdout)
+    if state.is_main_process:
+        print(report.describe(), file=sys.stderr)
+    return 1 if report.failures else 0
 
 
 def _load_model(name: str):
