@@ -42,6 +42,13 @@ def test_ngram_fusion(tmp_path, synth_corpus, capsys):
     assert lines[1].startswith("weight") and len(lines) == 4
 
 
+def test_bulk(capsys):
+    rows = load("bulk").main(["--quick"])
+    assert [r["processes"] for r in rows] == [1, 2]
+    assert all(r["files"] == r["transcribed"] == 6 and r["files_per_min"] > 0 for r in rows)
+    assert "files/min (transcription)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", ["speed", "step_cost", "ngram_fusion"])
 def test_benchmarks_do_not_change_the_import_path(name):
     before = list(sys.path)
