@@ -28,6 +28,7 @@ from voxlm.labels import alignment_targets, span_ctc_spans
 from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenizer, torch_dtype
 from voxlm.projector import Projector
 from voxlm.text import TokenText
+from voxlm.timer import stage
 
 logger = logging.getLogger("voxlm")
 
@@ -162,7 +163,13 @@ class VoxLM(nn.Module):
 
     def encode(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> AudioFeatures:
         """audio [B, S] at 16 kHz, audio_lengths [B] -> the audio path before the LLM."""
-        hidden, mask = self.encoder(audio, audio_lengths)  # [B, T, D], [B, T]
+        with stage("encoder"):
+            hidden, mask = self.encoder(audio, audio_lengths)  # [B, T, D], [B, T]
+        with stage("projector"):
+            return self._project(hidden, mask)
+
+    def _project(self, hidden: torch.Tensor, mask: torch.Tensor) -> AudioFeatures:
+        """Encoder output -> the LLM's audio embeddings, and the CTC head's view of it."""
         embeds, embed_mask = self.projector(hidden.to(self.projector.down.weight.dtype), mask)
         token_index = ctc_log_probs = None
         if self.ctc_head is not None:  # once, for the CTC loss, decoding and the options below

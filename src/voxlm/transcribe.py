@@ -15,6 +15,7 @@ from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.decoding import Decoded, DecodingOptions, generate
 from voxlm.encoder import ENCODER_FRAME_SECONDS
 from voxlm.results import STOP_EOS, STOP_NO_SPEECH, Transcript, Word
+from voxlm.timer import stage
 from voxlm.timing import token_spans, tokens_to_words, word_posteriors
 
 if TYPE_CHECKING:
@@ -53,8 +54,12 @@ def transcribe(
     options = options or DecodingOptions()
     single = not isinstance(audio, list)
     inputs = [audio] if single else audio
-    waves = [load_audio(x, sample_rate) for x in inputs]
-    windows = [w for i, wave in enumerate(waves) for w in speech_windows(i, wave, model, options)]
+    with stage("audio decode"):
+        waves = [load_audio(x, sample_rate) for x in inputs]
+    with stage("speech detection"):
+        windows = [
+            w for i, wave in enumerate(waves) for w in speech_windows(i, wave, model, options)
+        ]
     results = decode_windows(model, windows, instruction, options)
     transcripts = [
         _join([r for w, r in zip(windows, results, strict=True) if w.source == i], len(wave))
@@ -121,7 +126,8 @@ def _decode_batch(
     prompts = [model.prompt(instruction)] * len(windows)
     budgets = [token_budget(model, len(w.audio) / SAMPLE_RATE, options) for w in windows]
     decoded = generate(model, features, prompts, budgets, options)
-    log_attn = model.aligner_attention(features, prompts, [d.tokens for d in decoded])
+    with stage("aligner pass"):
+        log_attn = model.aligner_attention(features, prompts, [d.tokens for d in decoded])
     return [
         _words(model, d, a.float().cpu().numpy(), int(n), w, options)
         for d, a, n, w in zip(decoded, log_attn, features.mask.sum(1), windows, strict=True)
@@ -147,21 +153,24 @@ def _words(
     duration = len(window.audio) / SAMPLE_RATE
     if not decoded.tokens:
         return Transcript("", (), duration, decoded.stop_reason)
-    spans = token_spans(log_attn, n_frames, options.median_filter_width, edge_silence=True)
+    with stage("DTW"):
+        spans = token_spans(log_attn, n_frames, options.median_filter_width, edge_silence=True)
     spans = spans * ENCODER_FRAME_SECONDS
     spans = np.clip(spans, 0.0, duration) + window.offset
-    words = tokens_to_words(
-        model.token_text.pieces(decoded.tokens),
-        decoded.probs,
-        [tuple(s) for s in spans.tolist()],
-        options.word_confidence,
-    )
-    if len(decoded.alternatives) > 1:  # beam search: how much of the n-best list agrees
-        texts = [(model.tokenizer.decode(t), score) for t, score in decoded.alternatives]
-        posteriors = word_posteriors([w.word for w in words], texts)
-        words = [
-            replace(w, confidence=w.confidence * p) for w, p in zip(words, posteriors, strict=True)
-        ]
+    with stage("words + confidence"):
+        words = tokens_to_words(
+            model.token_text.pieces(decoded.tokens),
+            decoded.probs,
+            [tuple(s) for s in spans.tolist()],
+            options.word_confidence,
+        )
+        if len(decoded.alternatives) > 1:  # beam search: how much of the n-best list agrees
+            texts = [(model.tokenizer.decode(t), score) for t, score in decoded.alternatives]
+            posteriors = word_posteriors([w.word for w in words], texts)
+            words = [
+                replace(w, confidence=w.confidence * p)
+                for w, p in zip(words, posteriors, strict=True)
+            ]
     return Transcript(" ".join(w.word for w in words), tuple(words), duration, decoded.stop_reason)
 
 

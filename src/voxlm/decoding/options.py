@@ -48,6 +48,10 @@ class DecodingOptions:
     ``min_speech_ms``, ``min_silence_ms`` and ``speech_pad_ms``) decodes only windows of speech,
     cut in the longest pauses; ``energy`` (``voxlm.vad``) covers the whole audio, cut at its
     quietest stretches. Silero falls back to the energy detector where its model cannot load.
+
+    ``ignore_eos`` is for benchmarking only: EOS is never chosen, so (with the stop rules off)
+    every window decodes its whole token budget, ``max_tokens_per_second`` of its audio, and a
+    model with random weights does the same work as a trained one (``voxlm bench``).
     """
 
     max_tokens_per_second: float = 30.0
@@ -72,6 +76,7 @@ class DecodingOptions:
     min_speech_ms: int = _SILERO.min_speech_ms
     min_silence_ms: int = _SILERO.min_silence_ms
     speech_pad_ms: int = _SILERO.speech_pad_ms
+    ignore_eos: bool = False  # benchmarking only: see above
 
     def __post_init__(self) -> None:
         if self.word_confidence not in CONFIDENCE_METHODS:

@@ -29,6 +29,7 @@ from voxlm.decoding.options import DecodingOptions
 from voxlm.decoding.stopping import stop_rule
 from voxlm.decoding.words import WordScorer, WordState, WordStep, after
 from voxlm.results import STOP_EOS, STOP_MAX_TOKENS
+from voxlm.timer import count, stage
 
 if TYPE_CHECKING:
     from voxlm.llm import Prompt
@@ -80,7 +81,9 @@ def generate(
     options: DecodingOptions,
 ) -> list[Decoded]:
     """Beam search of a batch (``options.beam_size`` 1: greedy decoding); see the module."""
-    return BeamSearch(model, audio, prompts, options).run(max_new_tokens)
+    with stage("prefill"):
+        search = BeamSearch(model, audio, prompts, options)
+    return search.run(max_new_tokens)
 
 
 class BeamSearch:
@@ -111,33 +114,39 @@ class BeamSearch:
         self.stopped: list[list[_Hypothesis]] = [[] for _ in range(b)]  # by a rule or budget
 
     def run(self, max_new_tokens: list[int]) -> list[Decoded]:
-        cache, logits = self.model.prefill(self.seq)
-        logits = logits[self.slots]
-        cache.reorder_cache(self.slots)
+        with stage("prefill"):
+            cache, logits = self.model.prefill(self.seq)
+            logits = logits[self.slots]
+            cache.reorder_cache(self.slots)
         mask = self.seq.attention_mask[self.slots]
         positions = (self.seq.text_position[:, None] - 1)[self.slots]
         done = [n <= 0 for n in max_new_tokens]
-        while not all(done):
-            candidates = self._candidates(logits)
-            parent = torch.zeros(self.b * self.k, dtype=torch.long)  # the slot each slot extends
-            chosen = torch.full((self.b * self.k,), self.eos, dtype=torch.long)
-            for i in range(self.b):
-                if not done[i]:
-                    done[i] = self._extend(i, candidates, max_new_tokens[i], parent, chosen)
-            if all(done):
-                break
-            parent, chosen = parent.to(mask.device), chosen.to(mask.device)
-            cache.reorder_cache(parent)
-            if self.ctc is not None:
-                self.ctc.select(parent)
-                self.ctc.advance(chosen)
-            mask = torch.cat([mask[parent], mask.new_ones(self.b * self.k, 1)], dim=1)
-            positions = positions[parent] + 1
-            cache, logits = self.model.step(chosen, mask, positions, cache)
+        with stage("decode"):
+            while not all(done):
+                count("tokens", done.count(False))  # one more token for every live row
+                candidates = self._candidates(logits)
+                parent = torch.zeros(self.b * self.k, dtype=torch.long)  # the slot each extends
+                chosen = torch.full((self.b * self.k,), self.eos, dtype=torch.long)
+                for i in range(self.b):
+                    if not done[i]:
+                        done[i] = self._extend(i, candidates, max_new_tokens[i], parent, chosen)
+                if all(done):
+                    break
+                parent, chosen = parent.to(mask.device), chosen.to(mask.device)
+                cache.reorder_cache(parent)
+                if self.ctc is not None:
+                    self.ctc.select(parent)
+                    self.ctc.advance(chosen)
+                mask = torch.cat([mask[parent], mask.new_ones(self.b * self.k, 1)], dim=1)
+                positions = positions[parent] + 1
+                cache, logits = self.model.step(chosen, mask, positions, cache)
         return [self._answer(i) for i in range(self.b)]
 
     def _candidates(self, logits: torch.Tensor) -> _Candidates:
         """Score each slot's best next tokens: LLM, CTC prefix, lexicon and n-gram."""
+        if self.options.ignore_eos:  # a benchmark's fixed amount of work: EOS is never chosen
+            logits = logits.clone()
+            logits[:, self.eos] = -math.inf
         log_probs = logits.float().log_softmax(-1)  # [B*K, V]
         top = log_probs.topk(min(self.n_candidates, log_probs.shape[-1]), dim=-1)  # [B*K, C]
         tokens, step_scores = top.indices.cpu(), top.values.cpu()
