@@ -40,7 +40,9 @@ class ModelConfig:
     llm_model: str = "Qwen/Qwen2-1.5B"
     audio_encoder_config: dict | None = None
     llm_config: dict | None = None
-    tokenizer: str | None = None  # None: the LLM's own; "char": the built-in character tokenizer
+    # None: the LLM's own; "char": the built-in character tokenizer; "byte": a byte-level stand-in
+    # padded to llm_config's vocab_size (what random_weights=True gives a hub-named LLM)
+    tokenizer: str | None = None
     freeze_encoder: bool = True
     projector_stack: int = 4  # encoder frames per LLM audio token: 4 x 20 ms = 80 ms
     projector_hidden: int | None = None  # None: the LLM's hidden size
@@ -78,8 +80,10 @@ class ModelConfig:
                 f"model.prompt_format must be one of {', '.join(PROMPT_FORMATS)}, "
                 f"got {self.prompt_format!r}"
             )
-        if self.tokenizer not in (None, "char"):
-            raise ValueError(f"model.tokenizer must be null or 'char', got {self.tokenizer!r}")
+        if self.tokenizer not in (None, "char", "byte"):
+            raise ValueError(
+                f"model.tokenizer must be null, 'char' or 'byte', got {self.tokenizer!r}"
+            )
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(
                 f"model.dtype must be float32, bfloat16 or float16, got {self.dtype!r}"

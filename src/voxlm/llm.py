@@ -27,6 +27,7 @@ AUDIO_PLACEHOLDER = "<|voxlm_audio|>"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CHAR_SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
 CHAR_ALPHABET = "▁" + string.ascii_lowercase + string.digits + "'.,?!-:;\""
+BYTE_EOS = "<|endoftext|>"
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -49,12 +50,36 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
+def byte_tokenizer(vocab_size: int | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level stand-in for an LLM's tokenizer, padded with fillers to ``vocab_size``.
+
+    An LLM built at random at a published shape (``random_weights=True``) has no tokenizer files,
+    yet any text must encode and every id its head can produce must decode: the 256 byte symbols
+    encode any text, one end-of-text token ends transcripts, and ``<|filler_N|>`` entries take the
+    remaining ids (vocabulary entries with no merge reaching them, so encoding never yields one).
+    """
+    names = [*sorted(pre_tokenizers.ByteLevel.alphabet()), BYTE_EOS]
+    size = len(names) if vocab_size is None else vocab_size
+    if size < len(names):
+        raise ValueError(
+            f"vocab_size {vocab_size} is below the byte tokenizer's {len(names)} tokens"
+        )
+    vocab = {token: i for i, token in enumerate(names)}
+    vocab.update({f"<|filler_{i}|>": i for i in range(len(names), size)})
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=BYTE_EOS, pad_token=BYTE_EOS)
+
+
 def load_tokenizer(config: ModelConfig, path: str | Path | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer saved at ``path``, else the built-in one, else the LLM's own."""
     if path is not None and Path(path, "tokenizer_config.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(path)
     elif config.tokenizer == "char":
         tokenizer = char_tokenizer()
+    elif config.tokenizer == "byte":
+        tokenizer = byte_tokenizer((config.llm_config or {}).get("vocab_size"))
     else:
         source, extra = _llm_source(config.llm_model)
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)

@@ -21,6 +21,7 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from voxlm import weights
 from voxlm.aligner import Aligner, alignment_loss
+from voxlm.architectures import random_weight_config
 from voxlm.config import ModelConfig, get_config, resolve_variant
 from voxlm.ctc import check_ctc_vocabulary, span_ctc_loss
 from voxlm.encoder import AudioEncoder
@@ -104,11 +105,21 @@ class VoxLM(nn.Module):
     # ---- construction and saving ----------------------------------------------------------------
     @classmethod
     def from_config(
-        cls, config: ModelConfig | str, tokenizer_path: str | Path | None = None
+        cls,
+        config: ModelConfig | str,
+        tokenizer_path: str | Path | None = None,
+        random_weights: bool = False,
     ) -> VoxLM:
-        """Build a model: backbones from hub names / local paths, or random from their configs."""
+        """Build a model: backbones from hub names / local paths, or random from their configs.
+
+        ``random_weights=True`` builds hub-named backbones at their published architectures
+        with random weights and a stand-in tokenizer (``voxlm.architectures``): no download,
+        for sizing, speed and memory work; inside ``torch.device("meta")`` it costs no memory.
+        """
         if isinstance(config, str):
             config = get_config(config).model
+        if random_weights:
+            config = random_weight_config(config)
         tokenizer = load_tokenizer(config, tokenizer_path)
         dtype = torch_dtype(config.dtype)
         if config.audio_encoder_config is not None:
