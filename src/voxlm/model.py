@@ -22,6 +22,7 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 from voxlm import weights
 from voxlm.aligner import Aligner, alignment_loss
 from voxlm.architectures import random_weight_config
+from voxlm.calibration import Calibration
 from voxlm.config import ModelConfig, get_config, resolve_variant
 from voxlm.ctc import check_ctc_vocabulary, span_ctc_loss
 from voxlm.encoder import AudioEncoder
@@ -101,6 +102,9 @@ class VoxLM(nn.Module):
         if config.freeze_encoder:
             encoder.requires_grad_(False)
         self._prompts: dict[str, Prompt] = {}
+        # Raw word confidence -> probability of being right (voxlm.calibration); a saved
+        # model's calibration.json, applied by transcribe unless DecodingOptions.calibrate is off.
+        self.calibration: Calibration | None = None
 
     # ---- construction and saving ----------------------------------------------------------------
     @classmethod
@@ -142,6 +146,7 @@ class VoxLM(nn.Module):
         if path.is_dir():
             config, state = weights.read_model_directory(path)
             model = cls.from_config(config, tokenizer_path=path)
+            model.calibration = weights.read_calibration(path, state)
         elif path.suffix in (".pt", ".pth", ".bin"):
             config, state = weights.read_checkpoint_file(path, config)
             model = cls.from_config(config)

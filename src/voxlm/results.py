@@ -27,15 +27,24 @@ class WordTiming(NamedTuple):
 
 @dataclass(frozen=True)
 class Word:
-    """One transcribed word: times in seconds from the start of the audio, confidence in [0, 1]."""
+    """One transcribed word: times in seconds from the start of the audio, confidence in [0, 1].
+
+    ``raw_confidence`` is the model's own score where a calibration (``voxlm.calibration``)
+    turned it into ``confidence``, the probability that the word is right; None where none did,
+    and then left out of ``to_dict`` so an uncalibrated model's JSON keeps its keys.
+    """
 
     word: str
     start: float
     end: float
     confidence: float
+    raw_confidence: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        if self.raw_confidence is None:
+            del values["raw_confidence"]
+        return values
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,9 @@ def transcribe(
 
     ``audio`` is a path, bytes, a file object or an array (with ``sample_rate``), or a list of
     them; a list is decoded in batches. Audio longer than the encoder's window is cut at quiet
-    points and the word times are offset back to the whole input.
+    points and the word times are offset back to the whole input. A model with a confidence
+    calibration (``voxlm.calibration``) applies it to the words unless ``options.calibrate`` is
+    off.
     """
     options = options or DecodingOptions()
     single = not isinstance(audio, list)
@@ -65,6 +67,8 @@ def transcribe(
         _join([r for w, r in zip(windows, results, strict=True) if w.source == i], len(wave))
         for i, wave in enumerate(waves)
     ]
+    if options.calibrate and model.calibration is not None:
+        transcripts = [model.calibration.apply(t) for t in transcripts]
     return transcripts[0] if single else transcripts
 
 

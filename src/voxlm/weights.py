@@ -5,11 +5,14 @@ A saved model is a directory: ``voxlm_config.json`` (the ``ModelConfig``), ``mod
 is not saved: it is rebuilt from its hub name or path on load, so a voxlm-9b directory holds
 the projector, aligner, CTC head and LoRA adapters, not 9 B weights. A randomly initialised
 backbone (voxlm-tiny) or one trained in full is saved, since nothing else could rebuild it.
+A calibrated model also holds ``calibration.json`` (``voxlm.calibration``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict
@@ -19,10 +22,13 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors.torch import load_file, save_file
 
+from voxlm.calibration import CALIBRATION_FILE, Calibration
 from voxlm.config import ModelConfig, _build, get_config
 
 if TYPE_CHECKING:
     from voxlm.model import VoxLM
+
+logger = logging.getLogger("voxlm")
 
 CONFIG_FILE = "voxlm_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -75,7 +81,8 @@ def replace_directory(tmp: Path, directory: Path) -> None:
 
 
 def save_pretrained(model: VoxLM, directory: str | Path) -> None:
-    """Write config, saved weights (safetensors) and tokenizer into ``directory`` atomically."""
+    """Write config, saved weights (safetensors), tokenizer and any confidence calibration
+    into ``directory`` atomically."""
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -84,6 +91,8 @@ def save_pretrained(model: VoxLM, directory: str | Path) -> None:
     save_file(_untie(state), tmp / WEIGHTS_FILE)
     (tmp / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2))
     model.tokenizer.save_pretrained(tmp)
+    if model.calibration is not None:
+        model.calibration.save(tmp)
     replace_directory(tmp, directory)
 
 
@@ -94,6 +103,34 @@ def read_model_directory(path: Path) -> tuple[ModelConfig, dict[str, torch.Tenso
         raise ValueError(f"{path}: not a VoxLM model directory (no {CONFIG_FILE})")
     config = _build(ModelConfig, json.loads(config_file.read_text()), "model")
     return config, load_file(path / WEIGHTS_FILE)
+
+
+def fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of weights (names, dtypes, shapes and bytes): which weights a calibration fits."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def read_calibration(path: Path, state: dict[str, torch.Tensor]) -> Calibration | None:
+    """The directory's confidence calibration, if it has one fitted on these weights.
+
+    One fitted on other weights (the model was trained on after it was calibrated) would
+    state wrong probabilities, so it is dropped with a warning.
+    """
+    calibration = Calibration.load(path)
+    if calibration is not None and calibration.weights_sha256 not in (None, fingerprint(state)):
+        logger.warning(
+            "%s: %s was fitted on other weights (the model was trained since); not applied, "
+            "run `voxlm calibrate` again",
+            path,
+            CALIBRATION_FILE,
+        )
+        return None
+    return calibration
 
 
 def read_checkpoint_file(

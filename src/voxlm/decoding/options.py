@@ -49,6 +49,11 @@ class DecodingOptions:
     cut in the longest pauses; ``energy`` (``voxlm.vad``) covers the whole audio, cut at its
     quietest stretches. Silero falls back to the energy detector where its model cannot load.
 
+    ``calibrate`` applies the model's confidence calibration (``calibration.json`` in its
+    directory, fitted by ``voxlm calibrate``; ``voxlm.calibration``) to each word's confidence,
+    keeping the raw score in ``Word.raw_confidence``; off, or for a model without one, words
+    carry the raw score.
+
     ``ignore_eos`` is for benchmarking only: EOS is never chosen, so (with the stop rules off)
     every window decodes its whole token budget, ``max_tokens_per_second`` of its audio, and a
     model with random weights does the same work as a trained one (``voxlm bench``).
@@ -77,6 +82,7 @@ class DecodingOptions:
     min_silence_ms: int = _SILERO.min_silence_ms
     speech_pad_ms: int = _SILERO.speech_pad_ms
     ignore_eos: bool = False  # benchmarking only: see above
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if self.word_confidence not in CONFIDENCE_METHODS:
