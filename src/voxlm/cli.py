@@ -18,6 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
+from voxlm.cli_calibrate import calibrate_parser
 from voxlm.cli_flags import (
     LazyFlagsParser,
     add_decoding_flags,
@@ -401,6 +402,7 @@ _PARSERS = [
     _convert_parser,
     _train_parser,
     _evaluate_parser,
+    calibrate_parser,
     _demo_parser,
     _serve_parser,
 ]
