@@ -25,6 +25,7 @@ from voxlm.model import VoxLM
 from voxlm.ngram import NGramLM
 
 if TYPE_CHECKING:
+    from voxlm.calibration import Calibration
     from voxlm.evaluate import EvaluationReport
 
 logger = logging.getLogger("voxlm")
@@ -156,11 +157,14 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     model.eval().save_pretrained(out / "model")
 
     decoding = demo_decoding(options, read_manifest(manifests["train"]))
+    dev = read_manifest(manifests["dev"])
+    model.calibration = _calibrate(model, dev, decoding, out / "model", progress)
     test = read_manifest(manifests["test"])
     report, transcripts = evaluate(model, test, batch_size=32, options=decoding, progress=progress)
     metrics = {
         **report.to_dict(),
         **_wer_by_voice(report, test, transcripts, unseen),
+        **_confidence_metrics(test, transcripts, model.calibration, out),
         "decoding": _decoding_metrics(decoding),
         "train_minutes": phase1.minutes + phase2.minutes,
         "phase1_steps": phase1.steps,
@@ -231,6 +235,68 @@ def _wer_by_voice(
     return {
         "wer_training_voices": word_error_rate(*zip(*seen, strict=True)) if seen else None,
         "wer_unseen_voice": report.wer_by_speaker.get(unseen),
+    }
+
+
+def _calibrate(
+    model: VoxLM, dev: list[Utterance], decoding: DecodingOptions, model_dir: Path, progress: bool
+) -> Calibration | None:
+    """The word-confidence calibration fitted on the dev split with the test decoding, also
+    written into the saved model; None (with a warning) where the model wrote too few words."""
+    from dataclasses import replace
+
+    from voxlm.calibration import NothingToCalibrate, fit_calibration
+
+    try:
+        calibration, _ = fit_calibration(
+            model, dev, replace(decoding, batch_size=32), progress=progress
+        )
+    except NothingToCalibrate as error:
+        logger.warning("word confidence left uncalibrated: %s", error)
+        return None
+    calibration.save(model_dir)
+    return calibration
+
+
+def _confidence_metrics(
+    test: list[Utterance],
+    transcripts: list[Transcript | None],
+    calibration: Calibration | None,
+    out: Path,
+) -> dict[str, Any]:
+    """How well the test words' confidence is calibrated, raw and as returned (calibrated on
+    the dev split), overall and per voice; the reliability diagram goes to reliability.png."""
+    from voxlm.calibration import (
+        confidence_report,
+        expected_calibration_error,
+        plot_reliability,
+        scored_words,
+    )
+
+    words = scored_words(test, transcripts)
+    raw = confidence_report(words.raw_confidence, words.correct)
+    calibrated = confidence_report(words.confidence, words.correct)
+    method = calibration.method if calibration is not None else "uncalibrated"
+    title = f"test words, {method}"
+    if raw.ece is not None:
+        title += f": ECE {raw.ece:.3f} raw, {calibrated.ece:.3f} as returned"
+    plot_reliability(calibrated.bins, out / "reliability.png", title)
+    by_voice = {v: words.speaker == v for v in sorted(set(words.speaker.tolist()))}
+    return {
+        "calibration": None
+        if calibration is None
+        else {k: getattr(calibration, k) for k in ("method", "n_words", "dev_ece_raw", "dev_ece")},
+        "confidence_ece_raw": raw.ece,
+        "confidence_ece": calibrated.ece,
+        "confidence_brier_raw": raw.brier,
+        "confidence_brier": calibrated.brier,
+        "confidence_auroc_raw": raw.auroc,
+        "ece_by_voice": {
+            v: expected_calibration_error(words.confidence[m], words.correct[m])
+            for v, m in by_voice.items()
+        },
+        "reliability_bins_raw": [b.to_dict() for b in raw.bins],
+        "reliability_bins": [b.to_dict() for b in calibrated.bins],
     }
 
 
