@@ -18,6 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
+from voxlm.cli_bench import bench_parser
 from voxlm.cli_calibrate import calibrate_parser
 from voxlm.cli_flags import (
     LazyFlagsParser,
@@ -405,6 +406,7 @@ _PARSERS = [
     calibrate_parser,
     _demo_parser,
     _serve_parser,
+    bench_parser,
 ]
 
 
