@@ -1,4 +1,5 @@
 import itertools
+import json
 import math
 
 import numpy as np
@@ -8,16 +9,24 @@ import soundfile as sf
 from voxlm.data.manifest import Utterance
 from voxlm.decoding import DecodingOptions, Transcript, Word
 from voxlm.evaluate import (
+    EvaluationOptions,
     align_words,
     char_error_rate,
     confidence_auroc,
     evaluate,
     normalize_text,
-    onset_errors,
     proportional_onsets,
     score,
     word_correctness,
     word_error_rate,
+)
+from voxlm.metrics import (
+    EditCounts,
+    SegmentCounts,
+    boundary_errors,
+    edit_counts,
+    segment_counts,
+    share_within,
 )
 from voxlm.model import VoxLM
 
@@ -84,12 +93,72 @@ def test_confidence_auroc_matches_pair_count_with_ties():
     assert confidence_auroc([], []) is None
 
 
-def test_onset_errors_skip_misrecognised_words():
+def test_boundary_errors_skip_misrecognised_words():
     ref = [("The", 0.10, 0.30), ("cat", 0.40, 0.70), ("sat.", 0.80, 1.10)]
-    hyp = transcript([("the", 0.12, 0.3, 0.9), ("hat", 0.41, 0.7, 0.4), ("sat", 0.75, 1.1, 0.8)])
-    errors = onset_errors(ref, hyp)
-    assert errors == pytest.approx([0.02, -0.05])
+    hyp = transcript([("the", 0.12, 0.28, 0.9), ("hat", 0.41, 0.7, 0.4), ("sat", 0.75, 1.2, 0.8)])
+    errors = boundary_errors(ref, hyp)
+    assert [e[0] for e in errors] == pytest.approx([0.02, -0.05])  # starts
+    assert [e[1] for e in errors] == pytest.approx([-0.02, 0.10])  # ends
     assert word_correctness("The cat sat.", hyp) == [True, False, True]
+
+
+def test_share_within():
+    errors = [0.01, -0.02, 0.05, -0.07, 0.2]  # seconds
+    assert share_within(errors, 20) == pytest.approx(2 / 5)  # 20 ms exactly is within
+    assert share_within(errors, 50) == pytest.approx(3 / 5)
+    assert share_within(errors, 100) == pytest.approx(4 / 5)
+    assert share_within([], 50) is None
+
+
+def test_segment_counts_at_a_collar():
+    ref = [("the", 0.0, 0.2), ("cat", 0.3, 0.5), ("sat", 0.6, 0.9)]
+    hyp = transcript(
+        [
+            ("The", 0.03, 0.25, 0.9),  # start 30 ms late, end 50 ms late: inside the collar
+            ("cat", 0.36, 0.5, 0.9),  # start 60 ms late: outside
+            ("mat", 0.6, 0.9, 0.9),  # in time, wrong word
+            (",", 0.9, 0.9, 0.9),  # punctuation is no word
+        ]
+    )
+    counts = segment_counts(ref, hyp, collar=0.05)
+    assert counts == SegmentCounts(true_positives=1, n_ref=3, n_hyp=3)
+    assert counts.precision == pytest.approx(1 / 3) and counts.recall == pytest.approx(1 / 3)
+    assert counts.f1 == pytest.approx(1 / 3)
+    assert segment_counts(ref, hyp, collar=0.07).true_positives == 2
+    assert SegmentCounts(0, 0, 0).f1 is None and SegmentCounts(0, 2, 0).precision is None
+
+
+def test_segment_counts_pair_each_word_once_and_as_many_as_possible():
+    ref = [("the", 0.0, 0.1), ("the", 0.06, 0.16)]
+    # Two hypothesis words near the first reference word: only one may pair with it.
+    near_first = transcript([("the", 0.0, 0.1, 0.9), ("the", 0.01, 0.1, 0.9)])
+    assert segment_counts(ref[:1], near_first) == SegmentCounts(1, 1, 2)
+    # The first hypothesis word fits both reference words, the second only the first: pairing
+    # the first word with the first reference word (first come) would leave the second unpaired.
+    crossing = transcript([("the", 0.03, 0.13, 0.9), ("the", 0.0, 0.09, 0.9)])
+    assert segment_counts(ref, crossing).true_positives == 2
+
+
+def test_edit_counts_by_hand():
+    # "a b c d" -> "a x c d e": b substituted by x, e inserted.
+    assert edit_counts(["a b c d"], ["a x c d e"]) == EditCounts(3, 1, 0, 1)
+    assert edit_counts(["a b c"], ["a c"]) == EditCounts(2, 0, 1, 0)
+    total = edit_counts(["a b c d", "a b c"], ["a x c d e", "a c"])
+    assert total == EditCounts(3, 1, 0, 1) + EditCounts(2, 0, 1, 0)
+    assert total.n_ref == 7 and total.errors == 3 and total.rate == pytest.approx(3 / 7)
+    assert edit_counts(["ab"], ["abc"], unit="char") == EditCounts(2, 0, 0, 1)
+    with pytest.raises(ValueError, match="unit"):
+        edit_counts(["a"], ["a"], unit="phone")
+    with pytest.raises(ValueError, match="normalizer"):
+        edit_counts(["a"], ["a"], normalizer="french")
+
+
+def test_numbers_count_as_words_with_the_english_normaliser():
+    ref, hyp = ["I have 42 apples, 2nd try."], ["i have forty two apples second try"]
+    assert word_error_rate(ref, hyp) == 0.0  # english is the default
+    # plain: "42" -> "forty" (substitution) + "two" (insertion), "2nd" -> "second"
+    assert edit_counts(ref, hyp, normalizer="plain") == EditCounts(4, 2, 0, 1)
+    assert word_error_rate(ref, hyp, normalizer="plain") == pytest.approx(3 / 6)
 
 
 def test_proportional_onsets():
@@ -113,18 +182,31 @@ def test_score_report():
         transcript([("a", 0.0, 0.1, 0.7), ("dog", 0.2, 0.5, 0.95)], 1.0),
     ]
     report = score(utts, hyps, decode_seconds=0.5)
-    assert report.wer == pytest.approx(1 / 5)
+    assert report.wer == pytest.approx(1 / 5) and report.normalizer == "english"
     assert report.n_timed_words == 2
-    assert report.onset_mae_ms == pytest.approx(20.0)
+    assert report.onset_mae_ms == pytest.approx(20.0)  # starts 10 and 30 ms late
+    assert report.onset_median_ms == pytest.approx(20.0)
     assert report.onset_bias_ms == pytest.approx(20.0)
-    assert report.onset_within_50ms == 1.0
+    assert report.onset_within_20ms == 0.5 and report.onset_within_50ms == 1.0
+    assert report.offset_mae_ms == pytest.approx(0.0) and report.offset_within_20ms == 1.0
+    # "the" and "cat" within 50 ms at both ends, "mat" is no reference word: 2 of 3 each way
+    assert report.segment_f1 == pytest.approx(2 / 3) and report.segment_collar_ms == 50.0
     assert report.confidence_auroc == 1.0  # the only wrong word has the lowest confidence
     assert report.mean_confidence_wrong == pytest.approx(0.3)
-    assert report.real_time_factor == pytest.approx(0.25)
+    # one word per bin: ECE is the mean |right - confidence|, Brier its mean square
+    gaps = [0.1, 0.2, 0.3, 0.3, 0.05]  # the, cat, mat (wrong), a, dog
+    assert report.confidence_ece == pytest.approx(np.mean(gaps))
+    assert report.confidence_brier == pytest.approx(np.mean(np.square(gaps)))
+    assert len(report.reliability) == 5 and report.n_scored_words == 5
+    assert report.real_time_factor == pytest.approx(0.25) and report.rtfx == pytest.approx(4.0)
     assert report.stop_reasons == {"eos": 2}
     # baseline on "the cat sat" over 1 s: onsets 0, 1/3, 2/3 against 0, 0.3, 0.6
     assert report.baseline_onset_mae_ms == pytest.approx((0 + 100 / 3 + 200 / 3) / 3)
     assert report.wer_by_speaker == {}  # no utterance names its speaker
+    [worst] = report.worst_utterances  # "b" has no error, so is not listed
+    assert (worst.id, worst.reference, worst.hypothesis) == ("a", "the cat sat", "the cat mat")
+    assert worst.wer == pytest.approx(1 / 3) and worst.errors == 1
+    assert json.loads(json.dumps(report.to_dict())) == report.to_dict()  # plain JSON types
 
 
 def test_wer_by_speaker():
@@ -143,6 +225,15 @@ def test_wer_by_speaker():
     report = score(utts, hyps)
     assert report.wer_by_speaker == {"12": pytest.approx(2 / 3), "7": 0.0}
     assert report.wer == pytest.approx(5 / 12)
+    assert [u.id for u in report.worst_utterances] == ["4", "2"]  # WER 1, then 2/3
+    assert score(utts, hyps, options=EvaluationOptions(worst=1)).worst_utterances[0].id == "4"
+
+
+def test_evaluation_options_are_checked():
+    with pytest.raises(ValueError, match="normalizer"):
+        EvaluationOptions(normalizer="whisper")
+    with pytest.raises(ValueError, match="nonspeech_seconds"):
+        EvaluationOptions(nonspeech_seconds=-1)
 
 
 def test_evaluate_tiny_model(tmp_path, caplog):
@@ -159,7 +250,10 @@ def test_evaluate_tiny_model(tmp_path, caplog):
 
     model = VoxLM.from_config("voxlm-tiny")
     options = DecodingOptions(no_speech_check=False, max_tokens_per_second=10)
-    report, transcripts = evaluate(model, utts, batch_size=2, options=options, progress=False)
+    evaluation = EvaluationOptions(nonspeech_seconds=1.0)
+    report, transcripts = evaluate(
+        model, utts, batch_size=2, options=options, progress=False, evaluation=evaluation
+    )
 
     assert report.n_utterances == 2 and report.n_failed == 1
     assert "bad" in caplog.text
@@ -173,3 +267,8 @@ def test_evaluate_tiny_model(tmp_path, caplog):
         value = getattr(report, name)
         assert value is None or 0 <= value <= 1
     assert report.to_dict()["n_failed"] == 1
+    assert [n.kind for n in report.nonspeech] == ["silence", "hum", "white", "pink", "music"]
+    for n in report.nonspeech:  # no speech check: whatever the random model writes is counted
+        assert n.seconds == 1.0 and n.words_per_minute == pytest.approx(60.0 * n.n_words)
+    assert report.peak_rss_mb > 0 and report.cuda_peak_mb is None  # on the CPU
+    assert report.rtfx == pytest.approx(1 / report.real_time_factor)
