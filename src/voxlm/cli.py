@@ -274,35 +274,73 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 # ---- evaluate -----------------------------------------------------------------------------------
+_EVALUATION_HELPS = {
+    "normalizer": "text normalisation before WER/CER: english (case, punctuation, numbers in "
+    "words, default) or plain (case and punctuation only)",
+    "collar_ms": "word-segment F1: tolerance on a word's start and end (default: 50)",
+    "worst": "list this many utterances with the highest WER (default: 10)",
+    "nonspeech_seconds": "seconds of each generated non-speech signal for the hallucination "
+    "rate; 0 skips it (default: 60)",
+}
+
+
 def _evaluate_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="WER, CER, word-onset error and confidence AUROC on a manifest",
+        help="the evaluation report: WER/CER, word timing, confidence, hallucination, speed",
         description="Transcribe every utterance of a JSONL manifest (or a LibriSpeech-layout "
-        "folder) and score text, word onsets (where the manifest has them) and confidence.",
+        "folder) and score text (per speaker, worst utterances), word starts and ends (where "
+        "the manifest has word times), confidence, words written on generated non-speech, speed "
+        "and memory. Prints a table; --output-dir writes metrics.json and report.md with plots.",
     )
-    p.add_argument("data", type=Path, help="a .jsonl manifest or a LibriSpeech-layout folder")
+    data_help = "a .jsonl manifest or a LibriSpeech-layout folder"
+    p.add_argument("data", type=Path, nargs="?", default=None, help=data_help)
+    p.add_argument(
+        "--data", type=Path, default=None, dest="data_option", metavar="DATA", help=data_help
+    )
     p.add_argument("--model", required=True, help="a saved model directory or variant")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
-    p.add_argument("--output", type=Path, default=None, help="write the report (JSON) here")
+    p.add_argument(
+        "--output-dir", type=Path, default=None, help="write metrics.json, report.md, plots here"
+    )
+    p.add_argument("--output", type=Path, default=None, help="write metrics.json's JSON here")
     p.add_argument("--device", default="cpu")
+
+    def add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
+        from voxlm.evaluate import EvaluationOptions
+
+        group = parser.add_argument_group("the report")
+        add_option_flags(group, EvaluationOptions, helps=_EVALUATION_HELPS)
+
+    p.add_later.append(add_evaluation_flags)
     add_decoding_flags(p)
     p.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from voxlm.calibration import decoding_settings
     from voxlm.data.librispeech import read_librispeech
     from voxlm.data.manifest import read_manifest
-    from voxlm.evaluate import evaluate
+    from voxlm.evaluate import EvaluationOptions, evaluate
+    from voxlm.report import metrics_json, summary_table, write_report
 
-    data = read_manifest(args.data) if args.data.is_file() else read_librispeech(args.data)
+    if (args.data is None) == (args.data_option is None):
+        raise UserError("evaluate: give the data once, as DATA or --data MANIFEST|DIR")
+    path = args.data if args.data is not None else args.data_option
+    data = read_manifest(path) if path.is_file() else read_librispeech(path)
+    evaluation = options_from_args(EvaluationOptions, args)
     model = _load_model(args.model).to(args.device)
     options = decoding_options(args)
-    report, _ = evaluate(model, data[: args.limit], batch_size=options.batch_size, options=options)
-    text = json.dumps(report.to_dict(), indent=2)
+    report, _ = evaluate(
+        model, data[: args.limit], options.batch_size, options, evaluation=evaluation
+    )
+    run = {"model": args.model, "data": str(path), "device": args.device}
+    run["decoding"] = decoding_settings(options)
     if args.output:
-        args.output.write_text(text)
-    print(text)
+        args.output.write_text(metrics_json(report, run))
+    if args.output_dir:
+        print(f"report: {write_report(report, args.output_dir, run)}", file=sys.stderr)
+    print(summary_table(report))
     return 0
 
 
