@@ -96,6 +96,14 @@ def test_a_model_config_builds_at_random_too():
     assert model.encoder.hidden_size == 768  # whisper-small, from voxlm-2b
 
 
+def test_a_gemma_llm_builds_at_random_with_lora():
+    config = dataclasses.replace(get_config("voxlm-2b").model, llm_model="google/gemma-2-2b")
+    with torch.device("meta"):
+        model = VoxLM.from_config(config, random_weights=True)
+    assert model.llm.get_input_embeddings().num_embeddings == len(model.tokenizer) == 256000
+    assert any("lora_" in name for name, _ in model.llm.named_parameters())
+
+
 def test_unknown_or_misplaced_backbones_are_refused():
     base = get_config("voxlm-2b").model
     with pytest.raises(ValueError, match="no published architecture for 'my/llm'.*llm_config"):
