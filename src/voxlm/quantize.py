@@ -26,7 +26,7 @@ QUANTIZATIONS = ("int8",)
 
 def quantize(model: VoxLM, method: str) -> VoxLM:
     """``model`` with its LLM's and encoder's linear layers quantised in place (``method``:
-    int8). For inference only: quantised layers do not train."""
+    int8). For inference only: quantised layers do not train, and LoRA adapters are merged."""
     if method not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {method!r}")
     if model.device.type != "cpu":
@@ -38,6 +38,10 @@ def quantize(model: VoxLM, method: str) -> VoxLM:
             f"int8 dynamic quantisation needs a float32 model, got "
             f"{model.projector.down.weight.dtype}"
         )
+    if hasattr(model.llm, "merge_and_unload"):
+        # LoRA adapters (peft) are merged into their layers first: the same outputs, and a
+        # quantised layer has no float weight left for an adapter to add to.
+        model.llm = model.llm.merge_and_unload()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
         warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*", category=UserWarning)
