@@ -21,6 +21,7 @@ def test_quick_bench_times_every_stage(tmp_path, capsys):
     assert report["clips"] == 2 and report["seconds"] == 2.0
     assert report["tokens_per_clip"] == 4 * 2 + 8  # the fixed work: 4 per second, plus 8
     assert report["rtfx"] > 0 and report["ms_per_token"] > 0 and report["peak_rss_mib"] > 0
+    assert report["peers"] and all({"what", "baseline", "ratio"} <= set(r) for r in report["peers"])
     printed = capsys.readouterr().out
     assert "words + confidence" in printed and "RTFx" in printed
 

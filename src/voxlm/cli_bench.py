@@ -1,4 +1,5 @@
-"""``voxlm bench``: where the time of a transcription goes, stage by stage.
+"""``voxlm bench``: where the time of a transcription goes, stage by stage, and how VoxLM
+compares with its peers.
 
 Its flags come from ``BenchOptions`` and ``DecodingOptions`` (``voxlm.cli_flags``), added when
 the subcommand parses or prints its help, so that building the parser imports no torch.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from voxlm.cli_flags import (
     add_decoding_flags,
@@ -15,6 +17,9 @@ from voxlm.cli_flags import (
     decoding_options,
     options_from_args,
 )
+
+if TYPE_CHECKING:
+    from voxlm.bench.peers import PeerRow
 
 _HELPS = {
     "model": "a saved model directory or .pt checkpoint (default: voxlm-tiny, random)",
@@ -56,7 +61,8 @@ def _add_bench_flags(parser: argparse.ArgumentParser) -> None:
     helps = {
         **_HELPS,
         "random_weights": "build --variant at its real shape with random weights (no download)",
-        "quick": f"toy sizes ({sizes}): a CI check under a minute",
+        "peers": "also time VoxLM against its peers (Whisper's feature extractor, DTW, generate)",
+        "quick": f"toy sizes ({sizes}) and the peers at toy size: a CI check under a minute",
     }
     add_option_flags(parser, BenchOptions, helps=helps)
 
@@ -68,6 +74,39 @@ def run_bench(args: argparse.Namespace) -> int:
     result = run_stages(options, decoding_options(args))
     print(format_table(result))
     report = result.to_dict()
+    if options.peers or options.quick:
+        from voxlm.bench.peers import run_peers
+
+        rows = run_peers(quick=options.quick, device=options.device)
+        print("\n" + format_peers(rows))
+        report["peers"] = [row.to_dict() for row in rows]
     if options.json is not None:
         options.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def format_peers(rows: list[PeerRow]) -> str:
+    """VoxLM against its peers (``voxlm.bench.peers.PeerRow``): the comparison, the two times,
+    the ratio and its target, then what was checked, on a line of its own."""
+    table = [("VoxLM", "against", "VoxLM s", "peer s", "ratio", "target")]
+    for r in rows:
+        met = {True: "met", False: "missed", None: "not run"}[r.met]
+        table.append(
+            (
+                r.what,
+                r.baseline,
+                f"{r.voxlm_seconds:.4f}",
+                f"{r.baseline_seconds:.4f}",
+                f"{r.ratio:.2f}",
+                f"{r.target} ({met})",
+            )
+        )
+    widths = [max(len(row[j]) for row in table) for j in range(5)]
+    lines = []
+    for i, row in enumerate(table):
+        left = [row[j].ljust(widths[j]) for j in (0, 1)]
+        right = [row[j].rjust(widths[j]) for j in (2, 3, 4)]
+        lines.append("  ".join([*left, *right, row[5]]))
+        if i and rows[i - 1].note:
+            lines.append(f"    {rows[i - 1].note}")
+    return "\n".join(lines)

@@ -78,7 +78,8 @@ class BenchOptions:
     warmup: int = 2  # untimed runs before them
     tokens_per_second: float = 4.0  # tokens decoded per second of audio (plus MIN_NEW_TOKENS)
     json: Path | None = None  # also write the result here
-    quick: bool = False  # toy sizes (QUICK_SIZES): a CI run under a minute
+    peers: bool = False  # also time VoxLM against its peers (voxlm.bench.peers)
+    quick: bool = False  # toy sizes (QUICK_SIZES) and the peers: a CI run under a minute
 
     def __post_init__(self) -> None:
         if self.model is not None and self.variant is not None:
