@@ -6,6 +6,7 @@ from conftest import tiny_config, tone
 from torch import nn
 
 from voxlm import DecodingOptions, VoxLM
+from voxlm.cli import main
 from voxlm.quantize import quantize
 
 
@@ -36,3 +37,9 @@ def test_int8_is_refused_where_it_cannot_run():
         quantize(model, "int4")
     with pytest.raises(ValueError, match="float32"):
         quantize(model.to(torch.bfloat16), "int8")
+
+
+def test_transcribe_quantize_flag(wav_file, capsys):
+    argv = ["transcribe", str(wav_file), "--quantize", "int8", "--min-confidence", "0"]
+    assert main(argv) == 0
+    assert '"audio_duration": 1.5' in capsys.readouterr().out

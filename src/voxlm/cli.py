@@ -64,6 +64,7 @@ def _transcribe_parser(sub) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="transcribe files already written")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps ...")
+    p.add_argument("--quantize", choices=["int8"], help="int8 LLM and encoder linear layers (CPU)")
     add_decoding_flags(p)
     p.set_defaults(run=_run_transcribe)
 
@@ -76,6 +77,10 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     inputs = list_inputs(args.files, unique_names=args.output_dir is not None)
     state, device = launch_state(args.device)
     model = _load_model(args.model).to(device)
+    if args.quantize:
+        from voxlm.quantize import quantize
+
+        model = quantize(model, args.quantize)
     report = transcribe_sharded(model, inputs, options, bulk, state, sys.stdout)
     if state.is_main_process:
         print(report.describe(), file=sys.stderr)
