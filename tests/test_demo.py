@@ -7,8 +7,16 @@ from voxlm.cli import build_parser
 from voxlm.cli_flags import decoding_options
 from voxlm.config import load_config
 from voxlm.data.manifest import read_manifest
+from voxlm.data.nonspeech import NON_SPEECH_KINDS
 from voxlm.data.synth import DEFAULT_VOICES
-from voxlm.demo import DECODING_FIELDS, DemoOptions, decoding_command, demo_config, run_demo
+from voxlm.demo import (
+    DECODING_FIELDS,
+    DemoOptions,
+    decoding_command,
+    demo_config,
+    run_demo,
+    summary_table,
+)
 from voxlm.evaluate import normalize_text
 from voxlm.lexicon import Lexicon
 from voxlm.model import VoxLM
@@ -46,6 +54,12 @@ def test_the_demo_leaves_a_model_metrics_an_example_its_lexicon_and_n_gram_text(
     assert set(metrics["wer_by_speaker"]) == {u.speaker for u in test}
     assert metrics["wer_training_voices"] is not None
     assert metrics["wer_unseen_voice"] == metrics["wer_by_speaker"].get(str(len(DEFAULT_VOICES)))
+    # The speech detector's figures: the non-speech set decoded, quiet test speech still found.
+    assert [r["kind"] for r in metrics["nonspeech"]] == list(NON_SPEECH_KINDS)
+    assert metrics["vad"] == "silero" and metrics["quiet_missed"] == []
+    assert {"confidence_ece_raw", "confidence_ece", "ece_by_voice"} <= set(metrics)
+    table = summary_table(metrics)
+    assert f"0 of {len(test)} (silero)" in table and "confidence ECE" in table
 
 
 BEFORE = json.loads((Path(__file__).parent / "configs_before_registry.json").read_text())

@@ -32,6 +32,8 @@ logger = logging.getLogger("voxlm")
 
 LEXICON_FILE = "lexicon.txt"  # the training transcripts' words, for `--lexicon`
 NGRAM_FILE = "ngram.txt"  # the training transcripts, one per line, for `--ngram`
+NONSPEECH_SECONDS = 60.0  # each generated non-speech signal the test decoding must leave empty
+QUIET_PEAK_DBFS = -30.0  # the level at which every test utterance must still count as speech
 RECIPE = "voxlm-tiny-demo.yaml"  # the demo's training recipe, in voxlm/configs/
 # DemoOptions fields that set keys of the recipe; None keeps the recipe's value.
 RECIPE_KEYS: dict[str, tuple[str, ...]] = {
@@ -142,7 +144,7 @@ def decoding_command(options: DemoOptions) -> str:
 
 def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     """Run every stage; returns the metrics also written to ``output_dir/metrics.json``."""
-    from voxlm.evaluate import evaluate
+    from voxlm.evaluate import EvaluationOptions, evaluate
     from voxlm.training.pipeline import run_phase
 
     started = time.monotonic()
@@ -160,11 +162,19 @@ def run_demo(options: DemoOptions, progress: bool = True) -> dict:
     dev = read_manifest(manifests["dev"])
     model.calibration = _calibrate(model, dev, decoding, out / "model", progress)
     test = read_manifest(manifests["test"])
-    report, transcripts = evaluate(model, test, batch_size=32, options=decoding, progress=progress)
+    report, transcripts = evaluate(
+        model,
+        test,
+        batch_size=32,
+        options=decoding,
+        progress=progress,
+        evaluation=EvaluationOptions(nonspeech_seconds=NONSPEECH_SECONDS),
+    )
     metrics = {
         **report.to_dict(),
         **_wer_by_voice(report, test, transcripts, unseen),
         **_confidence_metrics(test, transcripts, model.calibration, out),
+        **_quiet_speech_metrics(model, test, decoding),
         "decoding": _decoding_metrics(decoding),
         "train_minutes": phase1.minutes + phase2.minutes,
         "phase1_steps": phase1.steps,
@@ -300,6 +310,30 @@ def _confidence_metrics(
     }
 
 
+def _quiet_speech_metrics(
+    model: VoxLM, test: list[Utterance], decoding: DecodingOptions
+) -> dict[str, Any]:
+    """How many test utterances the speech detector still finds at ``QUIET_PEAK_DBFS`` peak: a
+    quiet speaker must not come back as ``no_speech``. The ids of those missed are listed."""
+    from voxlm.transcribe import speech_windows
+
+    missed = []
+    for u in test:
+        try:
+            wave = load_audio(u.audio_path)
+        except (ValueError, OSError):
+            continue  # already counted in n_failed by the evaluation
+        peak = float(np.abs(wave).max())
+        quiet = (wave * (10 ** (QUIET_PEAK_DBFS / 20) / peak)).astype(np.float32) if peak else wave
+        if not any(w.speech for w in speech_windows(0, quiet, model, decoding)):
+            missed.append(u.id)
+    return {
+        "vad": decoding.vad,
+        "quiet_peak_dbfs": QUIET_PEAK_DBFS,
+        "quiet_missed": missed,
+    }
+
+
 def _decoding_metrics(decoding: DecodingOptions) -> dict[str, Any]:
     """What the test decoding was, for metrics.json and the summary table."""
     lexicon, ngram = decoding.lexicon, decoding.ngram
@@ -400,6 +434,9 @@ def summary_table(metrics: dict) -> str:
         ("onsets within 50 ms", pct(metrics["onset_within_50ms"])),
         ("proportional-split baseline MAE", num(metrics["baseline_onset_mae_ms"], ".1f") + " ms"),
         ("confidence AUROC (right vs wrong words)", num(metrics["confidence_auroc"], ".3f")),
+        ("confidence ECE, raw -> calibrated", _ece(metrics)),
+        (f"words on non-speech ({NONSPEECH_SECONDS:.0f} s each)", _nonspeech(metrics)),
+        ("test clips missed at -30 dBFS peak", _quiet(metrics)),
         ("decoding", _decoding_summary(metrics.get("decoding", {}))),
     ]
     width = max(len(r[0]) for r in rows)
@@ -413,6 +450,26 @@ def _steps(metrics: dict, phase: int) -> str:
         return f"{done} (time budget)"
     short = "  (cut short by the time cap: expect worse results)" if done < planned else ""
     return f"{done} of {planned}{short}"
+
+
+def _ece(metrics: dict) -> str:
+    raw, calibrated = metrics.get("confidence_ece_raw"), metrics.get("confidence_ece")
+    if raw is None or calibrated is None:
+        return "n/a"
+    return f"{raw:.3f} -> {calibrated:.3f}"
+
+
+def _nonspeech(metrics: dict) -> str:
+    results = metrics.get("nonspeech") or []
+    if not results:
+        return "n/a"
+    return ", ".join(f"{r['kind']} {r['n_words']}" for r in results)
+
+
+def _quiet(metrics: dict) -> str:
+    if "quiet_missed" not in metrics:
+        return "n/a"
+    return f"{len(metrics['quiet_missed'])} of {metrics['n_utterances']} ({metrics['vad']})"
 
 
 def _decoding_summary(decoding: dict) -> str:
