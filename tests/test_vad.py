@@ -151,6 +151,17 @@ def test_silero_detects_quiet_synthetic_speech(synth_corpus):
         assert silero.has_speech(quiet), row["audio_filepath"]
 
 
+def test_quiet_audio_is_lifted_before_silero_scores_it(speech):
+    quiet = (speech * 10 ** (-30 / 20) / np.abs(speech).max()).astype(np.float32)
+    assert 20 * np.log10(silero._quiet_gain(quiet)) == pytest.approx(10.0, abs=1e-4)  # to -20
+    assert silero._quiet_gain(speech) == 1.0  # loud enough already
+    assert silero._quiet_gain(np.zeros(100, dtype=np.float32)) == 1.0  # digital silence
+    faint = np.full(100, 1e-6, dtype=np.float32)  # -120 dBFS: lifted by at most 30 dB
+    assert 20 * np.log10(silero._quiet_gain(faint)) == pytest.approx(silero.MAX_GAIN_DB)
+    lifted, loud = silero.speech_probs(quiet), silero.speech_probs(speech)
+    assert lifted.max() > 0.9 and abs(lifted.max() - loud.max()) < 0.1
+
+
 def test_regions_from_probs_and_padding():
     chunk = silero.CHUNK_SAMPLES  # 32 ms
     probs = np.array([0.1] * 5 + [0.9] * 10 + [0.1] * 2 + [0.9] * 10 + [0.1] * 10 + [0.9] * 2)

@@ -32,6 +32,8 @@ logger = logging.getLogger("voxlm")
 CHUNK_SAMPLES = 512  # 32 ms at 16 kHz: the chunk Silero VAD v5 scores at this rate
 CHUNK_SECONDS = CHUNK_SAMPLES / SAMPLE_RATE  # 0.032 s
 NEG_THRESHOLD_OFFSET = 0.15  # silero-vad's hysteresis: a region ends below threshold - 0.15
+MIN_PEAK_DBFS = -20.0  # quieter audio is lifted to this peak before Silero scores it ...
+MAX_GAIN_DB = 30.0  # ... by at most this, so near-silence is not lifted into noise
 # A long input's window is cut in the longest pause within the last half of the encoder's span,
 # so that windows are not needlessly short (each window is a separate decode).
 MIN_WINDOW_FILL = 0.5
@@ -90,9 +92,21 @@ def load_model():
     return model.eval()
 
 
+def _quiet_gain(audio: np.ndarray) -> float:
+    """The gain that lifts quiet audio to a peak of ``MIN_PEAK_DBFS`` (at most ``MAX_GAIN_DB``);
+    1 for audio already that loud. Silero's probabilities fall with the level: espeak-ng speech
+    at -30 dBFS peak scores below 0.5, at -20 above 0.9, while the non-speech set stays below
+    0.1 when lifted."""
+    peak = float(np.abs(audio).max()) if len(audio) else 0.0
+    floor = 10 ** (MIN_PEAK_DBFS / 20)
+    if peak == 0.0 or peak >= floor:
+        return 1.0
+    return min(floor / peak, 10 ** (MAX_GAIN_DB / 20))
+
+
 def speech_probs(audio: np.ndarray) -> np.ndarray | None:
     """Speech probability of each 32 ms chunk [ceil(len(audio) / CHUNK_SAMPLES)], the last chunk
-    zero-padded; None where the model cannot load."""
+    zero-padded, quiet audio lifted first (``_quiet_gain``); None where the model cannot load."""
     import torch
 
     model = load_model()
@@ -102,7 +116,7 @@ def speech_probs(audio: np.ndarray) -> np.ndarray | None:
     if n_chunks == 0:
         return np.zeros(0, dtype=np.float32)
     padded = np.zeros(n_chunks * CHUNK_SAMPLES, dtype=np.float32)  # [chunks * 512]
-    padded[: len(audio)] = audio
+    padded[: len(audio)] = audio * _quiet_gain(audio)
     with _LOCK, torch.no_grad():
         probs = model.audio_forward(torch.from_numpy(padded), SAMPLE_RATE)  # [1, chunks]
     return probs[0].float().numpy()
@@ -167,10 +181,13 @@ def has_speech(audio: np.ndarray, options: SileroOptions = SileroOptions()) -> b
     return bool(speech_regions(audio, options))
 
 
-def merge_regions(audio: np.ndarray, regions: list[Region], max_seconds: float) -> list[Region]:
+def merge_regions(
+    audio: np.ndarray, regions: list[Region], max_seconds: float, pack: bool = True
+) -> list[Region]:
     """Speech regions -> windows (start, end) of at most max_seconds, each from the start of its
     first region to the end of its last, cut in the longest pause within the last half of the
-    span (``MIN_WINDOW_FILL``). A region longer than the span is cut by ``vad.split_points``."""
+    span (``MIN_WINDOW_FILL``). A region longer than the span is cut by ``vad.split_points``.
+    Without ``pack`` every region (or piece of one) is a window of its own."""
     max_samples = int(max_seconds * SAMPLE_RATE)
     if max_samples <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
@@ -179,6 +196,8 @@ def merge_regions(audio: np.ndarray, regions: list[Region], max_seconds: float) 
         for start, end in regions
         for a, b in vad.split_points(audio[start:end], max_seconds)
     ]
+    if not pack:
+        return pieces
     windows, i = [], 0
     while i < len(pieces):
         start = pieces[i][0]
@@ -195,8 +214,11 @@ def merge_regions(audio: np.ndarray, regions: list[Region], max_seconds: float) 
 
 
 def split_points(
-    audio: np.ndarray, max_seconds: float, options: SileroOptions = SileroOptions()
+    audio: np.ndarray,
+    max_seconds: float,
+    options: SileroOptions = SileroOptions(),
+    pack: bool = True,
 ) -> list[Region]:
     """Windows of at most max_seconds holding the audio's speech (silence between them is left
-    out); [] when the audio holds no speech."""
-    return merge_regions(audio, speech_regions(audio, options), max_seconds)
+    out), regions packed together unless ``pack`` is off; [] when the audio holds no speech."""
+    return merge_regions(audio, speech_regions(audio, options), max_seconds, pack)
