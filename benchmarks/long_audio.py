@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vad", default="silero", choices=("silero", "energy"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--window-seconds", type=float, default=None, help="default: the model's")
     args = parser.parse_args(argv)
 
     model = VoxLM.from_pretrained(args.run / "model").eval()
-    options = replace(demo_options(args.run), vad=args.vad)
+    options = replace(demo_options(args.run), vad=args.vad, window_seconds=args.window_seconds)
     audio, chosen, offsets = long_file(
         read_manifest(args.run / "data" / f"{args.split}.jsonl"), args.minutes, args.seed
     )
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         "utterances": len(chosen),
         "seconds": len(audio) / SAMPLE_RATE,
         "vad": args.vad,
+        "window_seconds": options.window_seconds or model.window_seconds,
         "wer_utterances": report.wer,
         "wer_long_file": word_error_rate(refs, [together.text]),
         "matched_words": int(len(shifts)),

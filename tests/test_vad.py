@@ -187,6 +187,31 @@ def test_merge_regions_cuts_in_the_longest_pause():
     assert silero.merge_regions(audio, regions, 10.0) == [(0, 9 * s), (12 * s, 14 * s)]
     assert silero.merge_regions(audio, [(0, 25 * s)], 10.0)[-1][1] == 25 * s  # a long region
     assert all(e - b <= 10 * s for b, e in silero.merge_regions(audio, [(0, 25 * s)], 10.0))
+    # Unpacked, each region is a window of its own; a long one is still cut to the span.
+    assert silero.merge_regions(audio, regions, 10.0, pack=False) == regions
+    pieces = silero.merge_regions(audio, [(0, 25 * s)], 10.0, pack=False)
+    assert len(pieces) >= 3 and all(e - b <= 10 * s for b, e in pieces)
+
+
+def test_windows_follow_the_model_config_unless_the_options_say_otherwise(speech):
+    from dataclasses import replace
+
+    from voxlm.model import VoxLM
+    from voxlm.transcribe import speech_windows
+
+    model = VoxLM.from_config("voxlm-tiny")
+    pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    audio = np.concatenate([speech, pause, speech, pause, speech])
+    assert model.window_seconds == 8 and not model.config.pack_windows  # voxlm-tiny's recipe
+    alone = speech_windows(0, audio, model, DecodingOptions())
+    assert len(alone) == 3  # one window per utterance
+    packed = speech_windows(0, audio, model, DecodingOptions(pack_windows=True))
+    assert len(packed) < 3 and all(len(w.audio) <= 8 * SAMPLE_RATE for w in packed)
+    model.config = replace(model.config, window_seconds=None, pack_windows=True)
+    assert model.window_seconds == model.encoder.max_seconds == 30
+    assert len(speech_windows(0, audio, model, DecodingOptions())) == 1
+    with pytest.raises(ValueError, match="window_seconds"):
+        DecodingOptions(window_seconds=0)
 
 
 def test_long_audio_is_cut_in_pauses(speech):

@@ -62,8 +62,18 @@ class ModelConfig:
     # SmolLM2's adds ~20 tokens to every sequence).
     prompt_format: str = "plain"
     dtype: str = "float32"  # "float32", "bfloat16" or "float16" for the LLM and encoder weights
+    # The longest stretch of audio transcribe decodes at once: long audio is cut into windows of
+    # speech of at most this. None: the encoder's span (Whisper's 30 s, what it was trained on).
+    # A model trained only on short clips writes much worse on windows longer than those.
+    window_seconds: float | None = None
+    # Pack speech regions (Silero's) together into windows up to window_seconds, as Whisper was
+    # trained on continuous 30 s windows; off, each region is decoded alone, as a model trained
+    # on single utterances heard them.
+    pack_windows: bool = True
 
     def __post_init__(self) -> None:
+        if self.window_seconds is not None and self.window_seconds <= 0:
+            raise ValueError(f"model.window_seconds must be > 0, got {self.window_seconds}")
         if self.projector_stack < 1:
             raise ValueError(f"model.projector_stack must be >= 1, got {self.projector_stack}")
         if self.projector_activation not in ("gelu", "swiglu"):

@@ -174,6 +174,12 @@ class VoxLM(nn.Module):
 
     # ---- the audio path ---------------------------------------------------------------------------
     @property
+    def window_seconds(self) -> float:
+        """The longest window of audio decoded at once (``ModelConfig.window_seconds``), within
+        the encoder's span."""
+        return min(self.config.window_seconds or self.encoder.max_seconds, self.encoder.max_seconds)
+
+    @property
     def device(self) -> torch.device:
         return self.projector.down.weight.device
 

@@ -76,11 +76,13 @@ def speech_windows(
     source: int, wave: np.ndarray, model: VoxLM, options: DecodingOptions
 ) -> list[Window]:
     """One input's windows of at most the encoder's span, by the detector ``options.vad``
-    chooses. Silero's hold only speech; where it finds none, the input is covered as the energy
-    detector cuts it and marked as holding no speech."""
-    max_seconds = model.encoder.max_seconds
+    chooses, each at most ``options.window_seconds`` or else the model's. Silero's hold only
+    speech, its regions packed together or each alone (``pack_windows``); where it finds none, the input is covered as the energy detector cuts it and marked
+    as holding no speech."""
+    max_seconds = min(options.window_seconds or model.window_seconds, model.encoder.max_seconds)
     if options.vad == "silero":
-        cuts = silero.split_points(wave, max_seconds, options.silero)
+        pack = model.config.pack_windows if options.pack_windows is None else options.pack_windows
+        cuts = silero.split_points(wave, max_seconds, options.silero, pack)
         if cuts:
             return [Window(source, s / SAMPLE_RATE, wave[s:e]) for s, e in cuts]
     return [

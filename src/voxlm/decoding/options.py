@@ -48,6 +48,8 @@ class DecodingOptions:
     ``min_speech_ms``, ``min_silence_ms`` and ``speech_pad_ms``) decodes only windows of speech,
     cut in the longest pauses; ``energy`` (``voxlm.vad``) covers the whole audio, cut at its
     quietest stretches. Silero falls back to the energy detector where its model cannot load.
+    ``window_seconds`` bounds the windows and ``pack_windows`` says whether Silero's speech
+    regions are packed together into them; None takes the model's (``ModelConfig``).
 
     ``calibrate`` applies the model's confidence calibration (``calibration.json`` in its
     directory, fitted by ``voxlm calibrate``; ``voxlm.calibration``) to each word's confidence,
@@ -81,6 +83,8 @@ class DecodingOptions:
     min_speech_ms: int = _SILERO.min_speech_ms
     min_silence_ms: int = _SILERO.min_silence_ms
     speech_pad_ms: int = _SILERO.speech_pad_ms
+    window_seconds: float | None = None
+    pack_windows: bool | None = None
     ignore_eos: bool = False  # benchmarking only: see above
     calibrate: bool = True
 
@@ -92,6 +96,8 @@ class DecodingOptions:
         if self.vad not in VAD_METHODS:
             raise ValueError(f"vad must be silero or energy, got {self.vad!r}")
         _ = self.silero  # checks the thresholds
+        if self.window_seconds is not None and self.window_seconds <= 0:
+            raise ValueError(f"window_seconds must be > 0, got {self.window_seconds}")
         if not 0 <= self.ctc_weight <= 1:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.ngram_weight < 0:
