@@ -107,7 +107,9 @@ class SynthOptions:
     max_words: int = 15
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     text_file: str | Path | None = None  # one sentence per line instead of the built-in grammar
-    edge_silence_s: float = 0.15  # silence kept before the first and after the last word
+    # Silence before the first and after the last word, drawn for each edge of each clip: a
+    # model that heard one fixed edge writes worse on windows a speech detector cut.
+    edge_silence_s: tuple[float, float] = (0.1, 0.45)
     voiced_db: float = 40.0  # frames within this many dB of the loudest frame count as voiced
     max_attempts: int = 3  # syntheses (at different rates) before an utterance is dropped
 
@@ -123,6 +125,12 @@ class SynthOptions:
                 raise ValueError(f"SynthOptions.{name} must be >= 0, got {getattr(self, name)}")
         if not self.voices:
             raise ValueError("SynthOptions.voices must name at least one espeak-ng voice")
+        low, high = self.edge_silence_s
+        if not 0 <= low <= high:
+            raise ValueError(
+                f"SynthOptions.edge_silence_s must be (low, high) with 0 <= low <= high, "
+                f"got {self.edge_silence_s}"
+            )
         if self.held_out_voice in self.voices:
             raise ValueError(f"SynthOptions.held_out_voice {self.held_out_voice!r} is in voices")
         for voice in (*self.voices, *([self.held_out_voice] if self.held_out_voice else [])):
@@ -199,12 +207,12 @@ def _render(job: _Job, engine: Espeak, options: SynthOptions) -> dict[str, Any]:
     onsets16 = np.minimum(np.asarray(onsets) * SAMPLE_RATE // ESPEAK_SAMPLE_RATE, len(audio))
     voiced = voiced_frames(audio, options.voiced_db)
     spans = word_spans(onsets16, len(audio), voiced)
-    # Exactly `edge` silence before the first and after the last word: pad, then cut.
-    edge = int(options.edge_silence_s * SAMPLE_RATE)
-    padded = np.pad(audio.astype(np.float64), edge)
-    cut_start = spans[0][0]  # = first word start - edge, in padded samples
+    # Exactly `lead` silence before the first word and `trail` after the last: pad, then cut.
+    lead, trail = (round(rng.uniform(*options.edge_silence_s) * SAMPLE_RATE) for _ in range(2))
+    padded = np.pad(audio.astype(np.float64), (lead, trail))
+    cut_start = spans[0][0]  # = first word start - lead, in padded samples
     audio = augment(
-        padded[cut_start : spans[-1][1] + 2 * edge],
+        padded[cut_start : spans[-1][1] + lead + trail],
         rng,
         reverb_prob=options.reverb_prob,
         reverb_rt60_s=options.reverb_rt60_s,
@@ -218,8 +226,8 @@ def _render(job: _Job, engine: Espeak, options: SynthOptions) -> dict[str, Any]:
     words = [
         WordTiming(
             word,
-            round((s + edge - cut_start) / SAMPLE_RATE, 3),
-            round((e + edge - cut_start) / SAMPLE_RATE, 3),
+            round((s + lead - cut_start) / SAMPLE_RATE, 3),
+            round((e + lead - cut_start) / SAMPLE_RATE, 3),
         )
         for word, (s, e) in zip(job.text.split(), spans, strict=True)
     ]
