@@ -185,3 +185,30 @@ def test_span_ctc_spans_are_each_timed_words_frames_and_tokens(monkeypatch):
     seen.clear()
     model(data, ce_weight=0.0, span_ctc_weight=1.0)
     assert seen == [[]]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("llm", TINY_LLMS)
+def test_the_aligner_pass_on_the_decoding_cache_equals_the_whole_pass(llm, beam_size):
+    """Only the transcript runs through the LLM after decoding, on the prefill's cache cut back:
+    the same attention as a teacher-forced pass over the whole sequence, for every row of a
+    batch (one row finishes first, so its beam slots stop being reordered)."""
+    from voxlm.decoding.search import BeamSearch
+
+    model = VoxLM.from_config(tiny_config(llm=llm)).eval()
+    b = batch()
+    with torch.no_grad():
+        features = model.encode(b["audio"], b["audio_lengths"])
+    prompts = [model.prompt()] * 2
+    options = dataclasses.replace(OPEN, beam_size=beam_size, ignore_eos=True, max_repeats=0)
+    search = BeamSearch(model, features, prompts, options)
+    with torch.no_grad():
+        decoded = search.run([9, 4])
+    tokens = [d.tokens for d in decoded]
+    assert [len(t) for t in tokens] == [9, 4]
+    prefix = search.prefix()
+    assert prefix is not None
+    cached = model.aligner_attention(features, prompts, tokens, prefix)
+    whole = model.aligner_attention(features, prompts, tokens)
+    for a, w in zip(cached, whole, strict=True):
+        torch.testing.assert_close(a, w, atol=1e-4, rtol=1e-4)

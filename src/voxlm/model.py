@@ -64,6 +64,17 @@ class Sequence:
 
 
 @dataclass
+class Prefix:
+    """The LLM's KV cache of a batch's [prefix][audio][suffix], one row per input, with that
+    sequence's attention mask [B, L] and the position id of each row's first transcript token:
+    what a pass over the transcript alone needs (``VoxLM.aligner_attention``)."""
+
+    cache: Any
+    attention_mask: torch.Tensor
+    text_position: torch.Tensor
+
+
+@dataclass
 class VoxLMOutput:
     loss: torch.Tensor
     losses: dict[str, float]  # each term, for logging
@@ -341,19 +352,49 @@ class VoxLM(nn.Module):
 
     @torch.no_grad()
     def aligner_attention(
-        self, audio: AudioFeatures, prompts: list[Prompt], tokens: list[list[int]]
+        self,
+        audio: AudioFeatures,
+        prompts: list[Prompt],
+        tokens: list[list[int]],
+        prefix: Prefix | None = None,
     ) -> list[torch.Tensor]:
         """Each row's transcript tokens (no EOS) -> the aligner's log-attention [n_i, T].
 
-        One teacher-forced pass in the training layout, so the aligner queries with exactly the
-        states it was trained on, whether the tokens were generated or given.
+        The aligner queries with the LLM's last hidden state at each transcript token, in the
+        training layout, whether the tokens were generated or given. With the ``prefix`` the
+        decoding left behind, only the transcript runs through the LLM, on that cache; without,
+        one teacher-forced pass over the whole sequence. Causal attention makes the two equal.
         """
-        seq = self.assemble(audio, prompts, [[*t, self.tokenizer.eos_token_id] for t in tokens])
-        out = self._run_llm(seq, output_hidden_states=True, use_cache=False, logits_to_keep=1)
         lengths = [len(t) for t in tokens]
-        queries = text_states(out.hidden_states[-1], [max(n, 1) for n in lengths])  # [B, X, E]
+        if prefix is None:
+            seq = self.assemble(audio, prompts, [[*t, self.tokenizer.eos_token_id] for t in tokens])
+            out = self._run_llm(seq, output_hidden_states=True, use_cache=False, logits_to_keep=1)
+            queries = text_states(out.hidden_states[-1], [max(n, 1) for n in lengths])  # [B, X, E]
+        else:
+            queries = self._transcript_states(prefix, tokens)
         log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, X, T]
         return [a[:n] for a, n in zip(log_attn, lengths, strict=True)]
+
+    def _transcript_states(self, prefix: Prefix, tokens: list[list[int]]) -> torch.Tensor:
+        """The LLM's last hidden states [B, X, E] at each row's transcript tokens, fed after the
+        cached prefix; rows right-padded (a causal LM's real tokens never see the padding)."""
+        lengths = [len(t) for t in tokens]
+        width = max(max(lengths), 1)
+        ids = torch.full((len(tokens), width), self.tokenizer.eos_token_id, device=self.device)
+        mask = torch.zeros(len(tokens), width, dtype=torch.long, device=self.device)
+        for i, row in enumerate(tokens):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        out = self.llm(
+            inputs_embeds=self.llm.get_input_embeddings()(ids),
+            attention_mask=torch.cat([prefix.attention_mask, mask], dim=1),
+            position_ids=prefix.text_position[:, None] + torch.arange(width, device=self.device),
+            cache=prefix.cache,
+            use_cache=True,
+            output_hidden_states=True,
+            logits_to_keep=1,
+        )
+        return out.hidden_states[-1] * mask[..., None]  # zeros past each row's end, as text_states
 
     # ---- training ------------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> list[list[int]]:

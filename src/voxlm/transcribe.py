@@ -12,7 +12,8 @@ import torch
 
 from voxlm import silero, vad
 from voxlm.audio import SAMPLE_RATE, load_audio
-from voxlm.decoding import Decoded, DecodingOptions, generate
+from voxlm.decoding import Decoded, DecodingOptions
+from voxlm.decoding.search import BeamSearch
 from voxlm.encoder import ENCODER_FRAME_SECONDS
 from voxlm.results import STOP_EOS, STOP_NO_SPEECH, Transcript, Word
 from voxlm.timer import stage
@@ -131,9 +132,12 @@ def _decode_batch(
     features = model.encode(audio.to(model.device), lengths.to(model.device))
     prompts = [model.prompt(instruction)] * len(windows)
     budgets = [token_budget(model, len(w.audio) / SAMPLE_RATE, options) for w in windows]
-    decoded = generate(model, features, prompts, budgets, options)
+    with stage("prefill"):
+        search = BeamSearch(model, features, prompts, options)
+    decoded = search.run(budgets)
     with stage("aligner pass"):
-        log_attn = model.aligner_attention(features, prompts, [d.tokens for d in decoded])
+        tokens = [d.tokens for d in decoded]
+        log_attn = model.aligner_attention(features, prompts, tokens, search.prefix())
     return [
         _words(model, d, a.float().cpu().numpy(), int(n), w, options)
         for d, a, n, w in zip(decoded, log_attn, features.mask.sum(1), windows, strict=True)

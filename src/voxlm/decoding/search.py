@@ -33,7 +33,7 @@ from voxlm.timer import count, stage
 
 if TYPE_CHECKING:
     from voxlm.llm import Prompt
-    from voxlm.model import AudioFeatures, VoxLM
+    from voxlm.model import AudioFeatures, Prefix, VoxLM
 
 
 @dataclass
@@ -112,12 +112,15 @@ class BeamSearch:
         self.beams: list[list[_Hypothesis]] = [[_Hypothesis([], [], 0.0)] for _ in range(b)]
         self.ended: list[list[_Hypothesis]] = [[] for _ in range(b)]  # with EOS
         self.stopped: list[list[_Hypothesis]] = [[] for _ in range(b)]  # by a rule or budget
+        self.cache = None  # the KV cache once run, for prefix()
+        self.prefix_length = 0  # its length after the prefill
 
     def run(self, max_new_tokens: list[int]) -> list[Decoded]:
         with stage("prefill"):
             cache, logits = self.model.prefill(self.seq)
             logits = logits[self.slots]
             cache.reorder_cache(self.slots)
+        self.cache, self.prefix_length = cache, cache.get_seq_length()
         mask = self.seq.attention_mask[self.slots]
         positions = (self.seq.text_position[:, None] - 1)[self.slots]
         done = [n <= 0 for n in max_new_tokens]
@@ -125,7 +128,8 @@ class BeamSearch:
             while not all(done):
                 count("tokens", done.count(False))  # one more token for every live row
                 candidates = self._candidates(logits)
-                parent = torch.zeros(self.b * self.k, dtype=torch.long)  # the slot each extends
+                # The slot each extends; a finished row's slots keep their own (its prefix).
+                parent = torch.arange(self.b * self.k)
                 chosen = torch.full((self.b * self.k,), self.eos, dtype=torch.long)
                 for i in range(self.b):
                     if not done[i]:
@@ -140,7 +144,29 @@ class BeamSearch:
                 mask = torch.cat([mask[parent], mask.new_ones(self.b * self.k, 1)], dim=1)
                 positions = positions[parent] + 1
                 cache, logits = self.model.step(chosen, mask, positions, cache)
+                self.cache = cache
         return [self._answer(i) for i in range(self.b)]
+
+    def prefix(self) -> Prefix | None:
+        """After ``run``: the prefill's KV cache, cut back from the decoded tokens, one row per
+        input (every beam slot of a row holds the same prefix); None where the cache cannot be
+        cut back (a sliding-window layer may have dropped the prefix's start)."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        from voxlm.model import Prefix
+
+        cache = self.cache
+        if not isinstance(cache, DynamicCache) or any(
+            type(layer) is not DynamicLayer for layer in cache.layers
+        ):
+            return None
+        grown = cache.get_seq_length() - self.prefix_length
+        if grown:
+            cache.crop(-grown)
+        cache.batch_select_indices(torch.arange(self.b, device=self.slots.device) * self.k)
+        self.cache = None  # cut and reordered: not for decoding any more
+        return Prefix(cache, self.seq.attention_mask, self.seq.text_position)
 
     def _candidates(self, logits: torch.Tensor) -> _Candidates:
         """Score each slot's best next tokens: LLM, CTC prefix, lexicon and n-gram."""
