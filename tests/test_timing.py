@@ -85,8 +85,12 @@ def test_dtw_ties_prefer_staying_on_the_token():
 def test_dtw_rejects_bad_input():
     with pytest.raises(ValueError, match="non-empty"):
         dtw(np.zeros((0, 3)))
-    with pytest.raises(ValueError, match="finite"):
-        dtw(np.array([[0.0, np.inf]]))
+    for bad in (np.inf, -np.inf, np.nan):  # anywhere, on the path or off it
+        for at in ((0, 1), (2, 0)):
+            cost = np.zeros((3, 4))
+            cost[at] = bad
+            with pytest.raises(ValueError, match="finite"):
+                dtw(cost)
 
 
 # --- median filter ---------------------------------------------------------------------------
