@@ -106,7 +106,8 @@ def test_voxlm_evaluate_writes_the_report(tmp_path, capsys):
     flags = ["--model", "voxlm-tiny", "--nonspeech-seconds", "0.5", "--max-tokens-per-second", "8"]
     code = main(
         ["evaluate", "--data", str(tmp_path / "test.jsonl"), *flags, "--vad", "energy",
-         "--output-dir", str(out), "--output", str(json_file), "--normalizer", "plain"]
+         "--output-dir", str(out), "--output", str(json_file), "--normalizer", "plain",
+         "--quantize", "int8"]
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
@@ -114,6 +115,7 @@ def test_voxlm_evaluate_writes_the_report(tmp_path, capsys):
     metrics = json.loads((out / METRICS_FILE).read_text())
     assert json.loads(json_file.read_text()) == metrics
     assert metrics["n_utterances"] == 2 and metrics["run"]["model"] == "voxlm-tiny"
+    assert metrics["run"]["quantize"] == "int8"
     assert [n["kind"] for n in metrics["nonspeech"]] == ["silence", "hum", "white", "pink", "music"]
     assert metrics["run"]["decoding"]["max_tokens_per_second"] == 8
     assert (out / REPORT_FILE).is_file()

@@ -76,21 +76,23 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     bulk = BulkOptions(args.output_dir, args.format, args.instruction, args.overwrite)
     inputs = list_inputs(args.files, unique_names=args.output_dir is not None)
     state, device = launch_state(args.device)
-    model = _load_model(args.model).to(device)
-    if args.quantize:
-        from voxlm.quantize import quantize
-
-        model = quantize(model, args.quantize)
+    model = _load_model(args.model, device, args.quantize)
     report = transcribe_sharded(model, inputs, options, bulk, state, sys.stdout)
     if state.is_main_process:
         print(report.describe(), file=sys.stderr)
     return 1 if report.failures else 0
 
 
-def _load_model(name: str):
+def _load_model(name: str, device: str = "cpu", quantization: str | None = None):
+    """A saved model or variant on ``device``, its linear layers quantised where asked."""
     from voxlm.model import VoxLM
 
-    return VoxLM.from_pretrained(name)
+    model = VoxLM.from_pretrained(name).to(device)
+    if quantization:
+        from voxlm.quantize import quantize
+
+        model = quantize(model, quantization)
+    return model
 
 
 # ---- synth --------------------------------------------------------------------------------------
@@ -310,6 +312,7 @@ def _evaluate_parser(sub) -> None:
     )
     p.add_argument("--output", type=Path, default=None, help="write metrics.json's JSON here")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--quantize", choices=["int8"], help="int8 LLM and encoder linear layers (CPU)")
 
     def add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
         from voxlm.evaluate import EvaluationOptions
@@ -334,12 +337,13 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     path = args.data if args.data is not None else args.data_option
     data = read_manifest(path) if path.is_file() else read_librispeech(path)
     evaluation = options_from_args(EvaluationOptions, args)
-    model = _load_model(args.model).to(args.device)
+    model = _load_model(args.model, args.device, args.quantize)
     options = decoding_options(args)
     report, _ = evaluate(
         model, data[: args.limit], options.batch_size, options, evaluation=evaluation
     )
     run = {"model": args.model, "data": str(path), "device": args.device}
+    run["quantize"] = args.quantize
     run["decoding"] = decoding_settings(options)
     if args.output:
         args.output.write_text(metrics_json(report, run))
@@ -354,7 +358,7 @@ def _demo_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="synthesise speech, train voxlm-tiny from scratch, evaluate, show one result",
-        description="The whole product on a CPU in about ten minutes: espeak-ng speech with exact "
+        description="The whole product on a CPU in about twelve minutes: espeak-ng speech with exact "
         "word timings, phase 1 and phase 2 training of voxlm-tiny from random weights, "
         "evaluation on held-out sentences and a held-out voice, and one transcript with its "
         "JSON, SRT and an alignment picture. Leaves DIR/model/ and DIR/metrics.json. The "
