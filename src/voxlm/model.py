@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenize
 from voxlm.projector import Projector
 from voxlm.text import TokenText
 from voxlm.timer import stage
+
+if TYPE_CHECKING:
+    from voxlm.decoding.search import Prefix
 
 logger = logging.getLogger("voxlm")
 
@@ -61,17 +64,6 @@ class Sequence:
     labels: torch.Tensor  # [B, L] token id at transcript positions, -100 elsewhere
     text_start: torch.Tensor  # [B] index of the first transcript token
     text_position: torch.Tensor  # [B] position id of the first transcript token
-
-
-@dataclass
-class Prefix:
-    """The LLM's KV cache of a batch's [prefix][audio][suffix], one row per input, with that
-    sequence's attention mask [B, L] and the position id of each row's first transcript token:
-    what a pass over the transcript alone needs (``VoxLM.aligner_attention``)."""
-
-    cache: Any
-    attention_mask: torch.Tensor
-    text_position: torch.Tensor
 
 
 @dataclass

@@ -33,7 +33,7 @@ from voxlm.timer import count, stage
 
 if TYPE_CHECKING:
     from voxlm.llm import Prompt
-    from voxlm.model import AudioFeatures, Prefix, VoxLM
+    from voxlm.model import AudioFeatures, VoxLM
 
 
 @dataclass
@@ -48,6 +48,17 @@ class Decoded:
     probs: list[float]
     stop_reason: str
     alternatives: list[tuple[list[int], float]] = field(default_factory=list)
+
+
+@dataclass
+class Prefix:
+    """The LLM's KV cache of a batch's [prefix][audio][suffix], one row per input, with that
+    sequence's attention mask [B, L] and the position id of each row's first transcript token:
+    what a pass over the transcript alone needs (``VoxLM.aligner_attention``)."""
+
+    cache: object
+    attention_mask: torch.Tensor
+    text_position: torch.Tensor
 
 
 @dataclass
@@ -153,8 +164,6 @@ class BeamSearch:
         cut back (a sliding-window layer may have dropped the prefix's start)."""
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
-
-        from voxlm.model import Prefix
 
         cache = self.cache
         if not isinstance(cache, DynamicCache) or any(
