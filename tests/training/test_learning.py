@@ -47,7 +47,8 @@ def test_tiny_corpus_is_learned(tmp_path, synth_corpus):
     )
     losses = [row["loss"] for row in result.history if not math.isnan(row.get("loss", math.nan))]
     assert losses[0] / losses[-1] > LOSS_FACTOR, losses
-    report, _ = evaluate(
-        model.eval(), train, batch_size=16, options=DecodingOptions(), progress=False
-    )
+    # The whole clips, as trained: Silero would crop each to its speech +- 200 ms, an edge this
+    # model, fitted to 16 clips whose silences run 0.1-0.45 s, has never seen (WER 47% vs 0%).
+    whole_clips = DecodingOptions(vad="energy")
+    report, _ = evaluate(model.eval(), train, batch_size=16, options=whole_clips, progress=False)
     assert report.wer <= MAX_TRAIN_WER, report
