@@ -98,7 +98,7 @@ def train(head: CharHead, states, targets, epochs: int, batch: int = 32) -> list
             loss.backward()
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         curve.append(sum(losses) / len(losses))
         print(f"epoch {epoch + 1}: CTC loss {curve[-1]:.3f}", flush=True)
     return curve

