@@ -29,6 +29,7 @@ from voxlm.model import VoxLM
 from voxlm.ngram import NGramLM
 from voxlm.results import Transcript
 from voxlm.text import matched_words
+from voxlm.transcribe import window_settings
 
 PAUSE_SECONDS = (0.3, 2.0)
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
         "utterances": len(chosen),
         "seconds": len(audio) / SAMPLE_RATE,
         "vad": args.vad,
-        "window_seconds": options.window_seconds or model.window_seconds,
+        "window_seconds": window_settings(model, options)[0],
         "wer_utterances": report.wer,
         "wer_long_file": word_error_rate(refs, [together.text]),
         "matched_words": int(len(shifts)),

@@ -73,16 +73,23 @@ def transcribe(
     return transcripts[0] if single else transcripts
 
 
+def window_settings(model: VoxLM, options: DecodingOptions) -> tuple[float, bool]:
+    """The longest window in seconds (within the encoder's span) and whether speech regions are
+    packed into windows: the options' where they say, else the model's (``ModelConfig``)."""
+    seconds = min(options.window_seconds or model.window_seconds, model.encoder.max_seconds)
+    pack = model.config.pack_windows if options.pack_windows is None else options.pack_windows
+    return seconds, pack
+
+
 def speech_windows(
     source: int, wave: np.ndarray, model: VoxLM, options: DecodingOptions
 ) -> list[Window]:
-    """One input's windows of at most the encoder's span, by the detector ``options.vad``
-    chooses, each at most ``options.window_seconds`` or else the model's. Silero's hold only
-    speech, its regions packed together or each alone (``pack_windows``); where it finds none, the input is covered as the energy detector cuts it and marked
+    """One input's windows, by the detector ``options.vad`` chooses, none longer than
+    ``window_settings`` allows. Silero's hold only speech, its regions packed together or each
+    alone; where it finds none, the input is covered as the energy detector cuts it and marked
     as holding no speech."""
-    max_seconds = min(options.window_seconds or model.window_seconds, model.encoder.max_seconds)
+    max_seconds, pack = window_settings(model, options)
     if options.vad == "silero":
-        pack = model.config.pack_windows if options.pack_windows is None else options.pack_windows
         cuts = silero.split_points(wave, max_seconds, options.silero, pack)
         if cuts:
             return [Window(source, s / SAMPLE_RATE, wave[s:e]) for s, e in cuts]

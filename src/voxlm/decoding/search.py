@@ -131,7 +131,7 @@ class BeamSearch:
             cache, logits = self.model.prefill(self.seq)
             logits = logits[self.slots]
             cache.reorder_cache(self.slots)
-        self.cache, self.prefix_length = cache, cache.get_seq_length()
+        self.prefix_length = cache.get_seq_length()
         mask = self.seq.attention_mask[self.slots]
         positions = (self.seq.text_position[:, None] - 1)[self.slots]
         done = [n <= 0 for n in max_new_tokens]
@@ -155,7 +155,7 @@ class BeamSearch:
                 mask = torch.cat([mask[parent], mask.new_ones(self.b * self.k, 1)], dim=1)
                 positions = positions[parent] + 1
                 cache, logits = self.model.step(chosen, mask, positions, cache)
-                self.cache = cache
+        self.cache = cache
         return [self._answer(i) for i in range(self.b)]
 
     def prefix(self) -> Prefix | None:
