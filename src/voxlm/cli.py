@@ -99,11 +99,12 @@ def _load_model(name: str, device: str = "cpu", quantization: str | None = None)
 def _synth_parser(sub) -> None:
     p = sub.add_parser(
         "synth",
-        help="make a synthetic speech corpus with exact word timings (espeak-ng)",
-        description="Synthesise speech with espeak-ng into the LibriSpeech layout plus JSONL "
-        "manifests (train/dev/test with disjoint sentences; one voice held out for test). "
-        "Each word's start comes from espeak-ng's word events; its end is the next onset "
-        "trimmed to the end of voiced energy. Same seed, same corpus.",
+        help="make a synthetic speech corpus with exact word timings (espeak-ng, Flite)",
+        description="Synthesise speech with espeak-ng and Flite into the LibriSpeech layout "
+        "plus JSONL manifests (train/dev/test with disjoint sentences; one voice held out for "
+        "test). Each word's start comes from the synthesiser (espeak-ng's word events, Flite's "
+        "segments); its end is the next onset trimmed to the end of voiced energy. Same seed, "
+        "same corpus.",
     )
     p.add_argument("--output-dir", type=Path, required=True)
     p.add_argument("--n-train", type=int, default=5000)
@@ -115,6 +116,28 @@ def _synth_parser(sub) -> None:
         type=Path,
         default=None,
         help="your own sentences, one per line (default: the built-in generator)",
+    )
+    p.add_argument(
+        "--voices",
+        default=None,
+        help="comma-separated voices: espeak-ng names (en-us, en+f2, ...) and Flite's "
+        "flite:slt, flite:awb, flite:rms, flite:kal16 (Debian package `flite`); default: "
+        "voxlm.data.synth.DEFAULT_VOICES",
+    )
+    p.add_argument(
+        "--held-out-voice",
+        default=None,
+        help="the voice heard only in test (default: voxlm.data.synth.DEFAULT_HELD_OUT_VOICE); "
+        "'none' for none",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        nargs=2,
+        default=(1.0, 1.0),
+        metavar=("LOW", "HIGH"),
+        help="play each clip at a speed drawn from LOW..HIGH (pitch and formants move with it; "
+        "word times scaled), e.g. 0.85 1.15",
     )
     p.add_argument("--noise-prob", type=float, default=0.3, help="share of clips with added noise")
     p.add_argument("--reverb-prob", type=float, default=0.2, help="share of clips with reverb")
@@ -148,6 +171,11 @@ def _run_synth(args: argparse.Namespace) -> int:
     }
     if args.workers:
         values["workers"] = args.workers
+    values["speed"] = tuple(args.speed)
+    if args.voices:
+        values["voices"] = tuple(v.strip() for v in args.voices.split(",") if v.strip())
+    if args.held_out_voice:
+        values["held_out_voice"] = None if args.held_out_voice == "none" else args.held_out_voice
     report = synthesize_corpus(SynthOptions(**values))
     print(json.dumps(report.to_dict(), indent=2))
     return 0

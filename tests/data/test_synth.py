@@ -1,7 +1,9 @@
 import json
 
+import numpy as np
 import pytest
 
+from voxlm.data import flite
 from voxlm.data.espeak import Espeak, overlay_data
 from voxlm.data.librispeech import read_librispeech
 from voxlm.data.manifest import read_manifest
@@ -180,3 +182,65 @@ def test_restricted_vocabulary_and_disjoint_split():
     assert sentence_words(b + c) <= sentence_words(a)
     with pytest.raises(ValueError, match="unique sentences"):
         split_disjoint(pool[:5], 4, 1, 1, seed=0)
+
+
+FLITE_VOICES = tuple(f"flite:{name}" for name in flite.VOICES)
+needs_flite = pytest.mark.skipif(
+    not all(voice_exists(v) for v in FLITE_VOICES), reason="Debian's flite is not installed"
+)
+
+
+@needs_flite
+def test_flite_voices_join_a_corpus_reproducibly_with_exact_word_spans(tmp_path):
+    options = {"n_train": 12, "n_dev": 0, "n_test": 4, "seed": 3, "held_out_voice": None}
+    voices = ("en-us", *FLITE_VOICES)
+    made = [
+        synthesize_corpus(SynthOptions(tmp_path / str(w), voices=voices, workers=w, **options))
+        for w in (1, 2)
+    ]
+    assert made[0].voices["1"] == "flite:slt" and made[0].utterances == made[1].utterances
+    first, second = _files(tmp_path / "1"), _files(tmp_path / "2")
+    assert first == second  # Flite's noise source is seeded per utterance
+    utterances = read_manifest(tmp_path / "1" / "train.jsonl")
+    assert {u.speaker for u in utterances} >= {"1", "2", "3", "4"}
+    for u in utterances:
+        assert [w for w, _, _ in u.words] == u.text.split()
+        assert all(0 <= s < e <= u.duration for _, s, e in u.words)
+
+
+@needs_flite
+def test_flite_word_times_follow_its_rate_and_pitch_changes_the_sound():
+    text = "mary rolled the barrel over the hill"
+    slow, rate, words = flite.synthesize(text, "flite:slt", stretch=1.5, f0_scale=1.0, seed=1)
+    fast, _, fast_words = flite.synthesize(text, "flite:slt", stretch=1.0, f0_scale=1.0, seed=1)
+    high, _, _ = flite.synthesize(text, "flite:slt", stretch=1.0, f0_scale=1.3, seed=1)
+    assert rate == 16_000 and len(words) == len(fast_words) == 7
+    assert all(s < e for s, e in words) and words == sorted(words)
+    assert len(slow) / len(fast) == pytest.approx(1.5, rel=0.1)
+    assert words[-1][1] / fast_words[-1][1] == pytest.approx(1.5, rel=0.1)
+    assert len(high) == len(fast) and not np.array_equal(high, fast)
+
+
+def test_an_unknown_flite_voice_is_named():
+    assert not voice_exists("flite:nobody")
+    with pytest.raises(ValueError, match="flite:nobody"):
+        SynthOptions("out", voices=("en", "flite:nobody")).verify()
+
+
+def test_speed_perturbation_scales_the_speech_and_its_word_times(tmp_path):
+    options = {"n_train": 6, "n_dev": 0, "n_test": 0, "voices": ("en-us",), "workers": 1}
+    options |= {"noise_prob": 0.0, "reverb_prob": 0.0, "accent_prob": 0.0}
+    spans = {}
+    for speed in (1.0, 1.25):
+        folder = tmp_path / str(speed)
+        synthesize_corpus(SynthOptions(folder, speed=(speed, speed), **options), progress=False)
+        spans[speed] = [
+            (u.words[-1][2] - u.words[0][1], [s - u.words[0][1] for _, s, _ in u.words])
+            for u in read_manifest(folder / "train.jsonl")
+        ]
+    # Within 50 ms: spans are trimmed to voiced 10 ms frames, after the speed change.
+    for (plain, plain_onsets), (fast, fast_onsets) in zip(spans[1.0], spans[1.25], strict=True):
+        assert fast == pytest.approx(plain / 1.25, abs=0.05)
+        assert fast_onsets == pytest.approx([t / 1.25 for t in plain_onsets], abs=0.05)
+    with pytest.raises(ValueError, match="speed"):
+        SynthOptions("out", speed=(1.2, 0.9)).verify()

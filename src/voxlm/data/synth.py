@@ -1,18 +1,20 @@
-"""Synthetic speech with exact word timings, from espeak-ng, in LibriSpeech layout.
+"""Synthetic speech with exact word timings, from espeak-ng and Flite, in LibriSpeech layout.
 
-Every utterance gets each word's onset from espeak-ng's word events, so the whole pipeline
+Every utterance gets each word's onset from the synthesiser (espeak-ng's word events, Flite's
+utterance structure), so the whole pipeline
 (training, alignment, evaluation of timestamps) can run and be measured offline.
 
 Output under `output_dir`:
     <split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac   16 kHz 16-bit FLAC
     <split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt    "<id> UPPERCASE TEXT" lines
     <split>.jsonl                                                manifest (see data/manifest.py)
-    SPEAKERS.TXT                                                 speaker id -> espeak-ng voice
+    SPEAKERS.TXT                                                 speaker id -> voice
 Speaker = index of the voice in `voices` (the held-out voice comes last, test only); chapter =
 split (train 1, dev 2, test 3). Splits have disjoint sentences.
 
-The parts, one module each: the espeak-ng binding (`data/espeak.py`), word timings from its
-events (`data/word_onsets.py`), accent features (`data/accents.py`), room and noise
+Voices are espeak-ng voice names or ``flite:<voice>`` (`data/flite.py`). The parts, one module
+each: the espeak-ng and Flite bindings (`data/espeak.py`, `data/flite.py`), word timings from
+espeak-ng's events (`data/word_onsets.py`), accent features (`data/accents.py`), room and noise
 (`data/effects.py`). This module plans the corpus and runs them:
 - espeak-ng keeps synthesis state between utterances inside one process, so utterances are
   synthesised in fixed shards, each in a fresh worker process: the same seed gives identical
@@ -20,8 +22,8 @@ events (`data/word_onsets.py`), accent features (`data/accents.py`), room and no
 - Onsets are scaled by 320/441 (22,050 Hz to 16 kHz) along with the audio. An utterance whose
   word events do not match its words is synthesised again at another rate, then dropped and
   counted, never misaligned.
-- A share of training utterances (`accent_prob`) is spoken with one to three features of
-  English accents (`ACCENT_FEATURES`). Dev and test are spoken as the voices speak, so scores
+- A share of espeak-ng training utterances (`accent_prob`) is spoken with one to three
+  features of English accents (`ACCENT_FEATURES`). Dev and test are spoken as the voices speak, so scores
   measure the plain voices.
 """
 
@@ -43,9 +45,10 @@ import soxr
 from tqdm import tqdm
 
 from voxlm.audio import SAMPLE_RATE
+from voxlm.data import espeak, flite
 from voxlm.data.accents import ACCENT_FEATURES
 from voxlm.data.effects import augment
-from voxlm.data.espeak import ESPEAK_SAMPLE_RATE, Espeak, overlay_data, voice_exists
+from voxlm.data.espeak import ESPEAK_SAMPLE_RATE, Espeak, overlay_data
 from voxlm.data.manifest import Utterance, write_manifest
 from voxlm.data.sentences import generate_sentences, sentence_words, split_disjoint
 from voxlm.data.word_onsets import match_events, voiced_frames, word_spans
@@ -64,6 +67,7 @@ __all__ = [
 ]
 
 SPLITS = ("train", "dev", "test")
+ESPEAK_DEFAULT_WPM = 175  # espeak-ng's rate at Flite's duration stretch 1.0
 CHAPTERS = {"train": 1, "dev": 2, "test": 3}
 SHARD_SIZE = 128  # utterances per fresh worker process: fixed, so output never depends on workers
 
@@ -84,6 +88,11 @@ DEFAULT_VOICES = (
 DEFAULT_HELD_OUT_VOICE = "en-gb-x-gbcwmd"
 
 
+def voice_exists(voice: str) -> bool:
+    """True when the voice can speak here: an espeak-ng voice, or an installed Flite voice."""
+    return flite.voice_exists(voice) if flite.is_flite(voice) else espeak.voice_exists(voice)
+
+
 @dataclass(frozen=True)
 class SynthOptions:
     """What `synthesize_corpus` makes. Ranges are inclusive (low, high) pairs."""
@@ -95,8 +104,11 @@ class SynthOptions:
     seed: int = 0
     voices: tuple[str, ...] = DEFAULT_VOICES
     held_out_voice: str | None = DEFAULT_HELD_OUT_VOICE  # test-only voice; None for none
-    rate_wpm: tuple[int, int] = (140, 210)
-    pitch: tuple[int, int] = (35, 70)  # espeak-ng pitch, 0-100
+    rate_wpm: tuple[int, int] = (140, 210)  # Flite: its duration stretch is 175 / rate
+    pitch: tuple[int, int] = (35, 70)  # espeak-ng pitch, 0-100 (Flite: 50 = its own, 1% a step)
+    # Each clip played this much faster (> 1) or slower, pitch and formants with it, as Kaldi's
+    # speed perturbation does (Ko et al., 2015: 0.9 / 1.0 / 1.1): a few voices sound like more.
+    speed: tuple[float, float] = (1.0, 1.0)
     noise_prob: float = 0.3  # chance of added white or pink noise
     noise_snr_db: tuple[float, float] = (10.0, 30.0)
     reverb_prob: float = 0.2  # chance of a synthetic room (exponentially decaying noise IR)
@@ -124,7 +136,7 @@ class SynthOptions:
             if getattr(self, name) < 0:
                 raise ValueError(f"SynthOptions.{name} must be >= 0, got {getattr(self, name)}")
         if not self.voices:
-            raise ValueError("SynthOptions.voices must name at least one espeak-ng voice")
+            raise ValueError("SynthOptions.voices must name at least one voice")
         low, high = self.edge_silence_s
         if not 0 <= low <= high:
             raise ValueError(
@@ -135,7 +147,12 @@ class SynthOptions:
             raise ValueError(f"SynthOptions.held_out_voice {self.held_out_voice!r} is in voices")
         for voice in (*self.voices, *([self.held_out_voice] if self.held_out_voice else [])):
             if not voice_exists(voice):
-                raise ValueError(f"SynthOptions: espeak-ng has no voice {voice!r}")
+                where = "Flite (Debian package `flite`)" if flite.is_flite(voice) else "espeak-ng"
+                raise ValueError(f"SynthOptions: {where} has no voice {voice!r}")
+        if not 0.5 <= self.speed[0] <= self.speed[1] <= 2.0:
+            raise ValueError(
+                f"SynthOptions.speed must be (low, high) in 0.5..2.0, got {self.speed}"
+            )
         for name in ("rate_wpm", "pitch", "noise_snr_db", "reverb_rt60_s"):
             low, high = getattr(self, name)
             if low > high:
@@ -167,7 +184,7 @@ class SynthReport:
     seconds: dict[str, float]
     dropped: dict[str, int]  # reason -> count
     dropped_ids: tuple[str, ...]
-    voices: dict[str, str]  # speaker id -> espeak-ng voice
+    voices: dict[str, str]  # speaker id -> voice
     wall_seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -188,23 +205,58 @@ class _Job:
     accent: tuple[str, ...] = ()  # ACCENT_FEATURES names
 
 
-def _render(job: _Job, engine: Espeak, options: SynthOptions) -> dict[str, Any]:
-    """Synthesise one job and write its FLAC; returns its manifest fields or a drop reason."""
-    rng = np.random.default_rng(job.seed)
+def _speak_espeak(
+    job: _Job, engine: Espeak, rng: np.random.Generator, options: SynthOptions
+) -> tuple[np.ndarray, int, list[int]] | None:
+    """espeak-ng's samples, rate and word onsets; another rate when its events do not match."""
     voice = engine.accent_voice(job.voice, job.accent)
-    rate, onsets = job.rate, None
+    rate = job.rate
     for attempt in range(options.max_attempts):
         if attempt:
             rate = int(rng.integers(options.rate_wpm[0], options.rate_wpm[1] + 1))
-        seed = job.seed + attempt
-        pcm, events, phonemes = engine.synthesize(job.text, voice, rate, job.pitch, seed)
+        pcm, events, phonemes = engine.synthesize(
+            job.text, voice, rate, job.pitch, job.seed + attempt
+        )
         onsets = match_events(job.text, events, phonemes)
         if onsets is not None and len(pcm):
-            break
-    if onsets is None or not len(pcm):
+            return pcm, ESPEAK_SAMPLE_RATE, onsets
+    return None
+
+
+def _speak_flite(job: _Job) -> tuple[np.ndarray, int, list[int]] | None:
+    """Flite's samples, rate and word onsets at the job's rate and pitch (50 = the voice's own)."""
+    pcm, rate, words = flite.synthesize(
+        job.text,
+        job.voice,
+        stretch=ESPEAK_DEFAULT_WPM / job.rate,
+        f0_scale=1 + (job.pitch - 50) / 100,
+        seed=job.seed,
+    )
+    if len(words) != len(job.text.split()) or not len(pcm):
+        return None
+    return pcm, rate, [start for start, _ in words]
+
+
+def _render(job: _Job, engine: Espeak | None, options: SynthOptions) -> dict[str, Any]:
+    """Synthesise one job and write its FLAC; returns its manifest fields or a drop reason."""
+    rng = np.random.default_rng(job.seed)
+    if flite.is_flite(job.voice):
+        spoken = _speak_flite(job)
+    else:
+        assert engine is not None
+        spoken = _speak_espeak(job, engine, rng, options)
+    if spoken is None:
         return {"id": job.utt_id, "dropped": "word events did not match the words"}
-    audio = soxr.resample(pcm.astype(np.float32) / 32768, ESPEAK_SAMPLE_RATE, SAMPLE_RATE)
-    onsets16 = np.minimum(np.asarray(onsets) * SAMPLE_RATE // ESPEAK_SAMPLE_RATE, len(audio))
+    pcm, rate, onsets = spoken
+    # Speed: read the samples as if recorded at `rate * speed`. Its own generator, so corpora
+    # without speed perturbation keep every other draw.
+    speed = np.random.default_rng([job.seed, 1]).uniform(*options.speed)
+    audio = pcm.astype(np.float32) / 32768
+    if rate * speed != SAMPLE_RATE:
+        audio = soxr.resample(audio, rate * speed, SAMPLE_RATE)
+    onsets16 = np.minimum(
+        (np.asarray(onsets) * SAMPLE_RATE / (rate * speed)).astype(np.int64), len(audio)
+    )
     voiced = voiced_frames(audio, options.voiced_db)
     spans = word_spans(onsets16, len(audio), voiced)
     # Exactly `lead` silence before the first word and `trail` after the last: pad, then cut.
@@ -238,7 +290,9 @@ def _synthesize_shard(task: tuple[list[_Job], SynthOptions]) -> list[dict[str, A
     """Runs in a fresh process (see module docstring): one espeak-ng instance per shard."""
     jobs, options = task
     with tempfile.TemporaryDirectory(prefix="voxlm-espeak-") as tmp:
-        engine = Espeak(overlay_data(Path(tmp)) if any(job.accent for job in jobs) else None)
+        engine = None
+        if not all(flite.is_flite(job.voice) for job in jobs):
+            engine = Espeak(overlay_data(Path(tmp)) if any(job.accent for job in jobs) else None)
         return [_render(job, engine, options) for job in jobs]
 
 
@@ -302,7 +356,13 @@ def _plan(options: SynthOptions, sentences: dict[str, list[str]]) -> list[_Job]:
             rate = int(rng.integers(options.rate_wpm[0], options.rate_wpm[1] + 1))
             pitch = int(rng.integers(options.pitch[0], options.pitch[1] + 1))
             accent: tuple[str, ...] = ()
-            if split == "train" and options.accents and rng.random() < options.accent_prob:
+            voice = (voices + [options.held_out_voice])[speaker]
+            if (
+                split == "train"
+                and options.accents
+                and rng.random() < options.accent_prob
+                and not flite.is_flite(voice)
+            ):
                 k = int(rng.integers(1, min(3, len(options.accents)) + 1))
                 accent = tuple(sorted(str(f) for f in rng.choice(options.accents, k, False)))
             jobs.append(
@@ -311,7 +371,7 @@ def _plan(options: SynthOptions, sentences: dict[str, list[str]]) -> list[_Job]:
                     utt_id=utt_id,
                     path=str(root / split / str(speaker) / str(chapter) / f"{utt_id}.flac"),
                     text=text,
-                    voice=(voices + [options.held_out_voice])[speaker],
+                    voice=voice,
                     speaker=str(speaker),
                     rate=rate,
                     pitch=pitch,
