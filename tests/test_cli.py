@@ -154,7 +154,7 @@ def test_serve_loads_the_model_once(monkeypatch):
 def test_synth_takes_its_voices_and_held_out_voice_from_flags(tmp_path, capsys):
     out = tmp_path / "corpus"
     flags = ["--n-train", "4", "--n-dev", "0", "--n-test", "2", "--workers", "1"]
-    voices = ["--voices", "en-us, en+f2", "--held-out-voice", "none", "--speed", "0.9", "1.1"]
+    voices = ["--voices", "en-us, en+f2", "--held-out-voice", "none"]
     assert main(["synth", "--output-dir", str(out), *flags, *voices]) == 0
     assert json.loads(capsys.readouterr().out)["voices"] == {"0": "en-us", "1": "en+f2"}
     with pytest.raises(ValueError, match="flite:nobody"):

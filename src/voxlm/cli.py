@@ -130,15 +130,6 @@ def _synth_parser(sub) -> None:
         help="the voice heard only in test (default: voxlm.data.synth.DEFAULT_HELD_OUT_VOICE); "
         "'none' for none",
     )
-    p.add_argument(
-        "--speed",
-        type=float,
-        nargs=2,
-        default=(1.0, 1.0),
-        metavar=("LOW", "HIGH"),
-        help="play each clip at a speed drawn from LOW..HIGH (pitch and formants move with it; "
-        "word times scaled), e.g. 0.85 1.15",
-    )
     p.add_argument("--noise-prob", type=float, default=0.3, help="share of clips with added noise")
     p.add_argument("--reverb-prob", type=float, default=0.2, help="share of clips with reverb")
     p.add_argument(
@@ -171,7 +162,6 @@ def _run_synth(args: argparse.Namespace) -> int:
     }
     if args.workers:
         values["workers"] = args.workers
-    values["speed"] = tuple(args.speed)
     if args.voices:
         values["voices"] = tuple(v.strip() for v in args.voices.split(",") if v.strip())
     if args.held_out_voice:

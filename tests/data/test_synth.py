@@ -225,22 +225,3 @@ def test_an_unknown_flite_voice_is_named():
     assert not voice_exists("flite:nobody")
     with pytest.raises(ValueError, match="flite:nobody"):
         SynthOptions("out", voices=("en", "flite:nobody")).verify()
-
-
-def test_speed_perturbation_scales_the_speech_and_its_word_times(tmp_path):
-    options = {"n_train": 6, "n_dev": 0, "n_test": 0, "voices": ("en-us",), "workers": 1}
-    options |= {"noise_prob": 0.0, "reverb_prob": 0.0, "accent_prob": 0.0}
-    spans = {}
-    for speed in (1.0, 1.25):
-        folder = tmp_path / str(speed)
-        synthesize_corpus(SynthOptions(folder, speed=(speed, speed), **options), progress=False)
-        spans[speed] = [
-            (u.words[-1][2] - u.words[0][1], [s - u.words[0][1] for _, s, _ in u.words])
-            for u in read_manifest(folder / "train.jsonl")
-        ]
-    # Within 50 ms: spans are trimmed to voiced 10 ms frames, after the speed change.
-    for (plain, plain_onsets), (fast, fast_onsets) in zip(spans[1.0], spans[1.25], strict=True):
-        assert fast == pytest.approx(plain / 1.25, abs=0.05)
-        assert fast_onsets == pytest.approx([t / 1.25 for t in plain_onsets], abs=0.05)
-    with pytest.raises(ValueError, match="speed"):
-        SynthOptions("out", speed=(1.2, 0.9)).verify()

@@ -106,9 +106,6 @@ class SynthOptions:
     held_out_voice: str | None = DEFAULT_HELD_OUT_VOICE  # test-only voice; None for none
     rate_wpm: tuple[int, int] = (140, 210)  # Flite: its duration stretch is 175 / rate
     pitch: tuple[int, int] = (35, 70)  # espeak-ng pitch, 0-100 (Flite: 50 = its own, 1% a step)
-    # Each clip played this much faster (> 1) or slower, pitch and formants with it, as Kaldi's
-    # speed perturbation does (Ko et al., 2015: 0.9 / 1.0 / 1.1): a few voices sound like more.
-    speed: tuple[float, float] = (1.0, 1.0)
     noise_prob: float = 0.3  # chance of added white or pink noise
     noise_snr_db: tuple[float, float] = (10.0, 30.0)
     reverb_prob: float = 0.2  # chance of a synthetic room (exponentially decaying noise IR)
@@ -149,10 +146,6 @@ class SynthOptions:
             if not voice_exists(voice):
                 where = "Flite (Debian package `flite`)" if flite.is_flite(voice) else "espeak-ng"
                 raise ValueError(f"SynthOptions: {where} has no voice {voice!r}")
-        if not 0.5 <= self.speed[0] <= self.speed[1] <= 2.0:
-            raise ValueError(
-                f"SynthOptions.speed must be (low, high) in 0.5..2.0, got {self.speed}"
-            )
         for name in ("rate_wpm", "pitch", "noise_snr_db", "reverb_rt60_s"):
             low, high = getattr(self, name)
             if low > high:
@@ -248,15 +241,10 @@ def _render(job: _Job, engine: Espeak | None, options: SynthOptions) -> dict[str
     if spoken is None:
         return {"id": job.utt_id, "dropped": "word events did not match the words"}
     pcm, rate, onsets = spoken
-    # Speed: read the samples as if recorded at `rate * speed`. Its own generator, so corpora
-    # without speed perturbation keep every other draw.
-    speed = np.random.default_rng([job.seed, 1]).uniform(*options.speed)
     audio = pcm.astype(np.float32) / 32768
-    if rate * speed != SAMPLE_RATE:
-        audio = soxr.resample(audio, rate * speed, SAMPLE_RATE)
-    onsets16 = np.minimum(
-        (np.asarray(onsets) * SAMPLE_RATE / (rate * speed)).astype(np.int64), len(audio)
-    )
+    if rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, rate, SAMPLE_RATE)
+    onsets16 = np.minimum(np.asarray(onsets) * SAMPLE_RATE // rate, len(audio))
     voiced = voiced_frames(audio, options.voiced_db)
     spans = word_spans(onsets16, len(audio), voiced)
     # Exactly `lead` silence before the first word and `trail` after the last: pad, then cut.
