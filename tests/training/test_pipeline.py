@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -152,6 +153,21 @@ def test_synthetic_corpus_is_reused_whatever_the_split_names(tmp_path, monkeypat
     assert config.data.train_split != "train"
     paths = prepare_data(config, progress=False)
     assert paths == {k: tmp_path / f"{k}.jsonl" for k in ("train", "dev", "test")}
+
+
+def test_a_synthetic_corpus_speaks_with_the_configured_voices(tmp_path, monkeypatch):
+    made = []
+
+    def synthesise(options, progress):
+        made.append(options)
+        for split in ("train", "dev", "test"):
+            (tmp_path / f"{split}.jsonl").write_text("")
+        return SimpleNamespace(utterances={})
+
+    monkeypatch.setattr(voxlm.data.synth, "synthesize_corpus", synthesise)
+    overrides = [f"data.data_dir={tmp_path}", "data.voices=[en-us, flite:slt]"]
+    prepare_data(load_config(CONFIGS / "voxlm-tiny.yaml", overrides=overrides), progress=False)
+    assert made[0].voices == ("en-us", "flite:slt")
 
 
 def test_a_phase_ends_holding_its_best_weights_without_building_a_second_model(

@@ -24,9 +24,10 @@ PREFIX = "flite:"
 VOICES = ("slt", "awb", "rms", "kal16")  # the 16 kHz English voices Debian's flite ships
 
 _P = ctypes.c_void_p
+# A word starts where the segment before its first phoneme ends, and ends with its last one.
 _WORD_START = b"R:SylStructure.daughter1.daughter1.R:Segment.p.end"
-_F0_MEAN = b"int_f0_target_mean"  # diphone voices' pitch; clustergen voices read f0_shift
 _WORD_END = b"R:SylStructure.daughtern.daughtern.R:Segment.end"
+_F0_MEAN = b"int_f0_target_mean"  # diphone voices' pitch; clustergen voices read f0_shift
 
 
 class _Wave(ctypes.Structure):

@@ -40,7 +40,8 @@ def prepare_data(config: VoxLMConfig, progress: bool = True) -> dict[str, Path]:
     """Manifests for train/dev/test, making them first where the corpus needs it.
 
     ``librispeech``: download (resumable, checksummed) and index each split;
-    ``synthetic``: ``data_dir/{train,dev,test}.jsonl``, synthesised with espeak-ng when missing
+    ``synthetic``: ``data_dir/{train,dev,test}.jsonl``, synthesised (espeak-ng, or the
+    config's ``data.voices``) when missing
     (the corpus names its own splits, so the config's split names do not apply);
     ``manifest``: ``data_dir/<split>.jsonl`` (or a path given as the split) must exist.
     """
@@ -50,8 +51,10 @@ def prepare_data(config: VoxLMConfig, progress: bool = True) -> dict[str, Path]:
         if not all(p.is_file() for p in synthetic.values()):
             from voxlm.data.synth import SynthOptions, synthesize_corpus
 
+            voices = {"voices": config.data.voices} if config.data.voices else {}
             report = synthesize_corpus(
-                SynthOptions(output_dir=root, seed=config.training.seed), progress=progress
+                SynthOptions(output_dir=root, seed=config.training.seed, **voices),
+                progress=progress,
             )
             logger.info("synthesised %s", report.utterances)
         return synthetic
