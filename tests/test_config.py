@@ -84,8 +84,10 @@ def test_overrides_and_seed_field_names(tmp_path):
         "data:\n  train_split: train-clean-100\n  val_split: dev-clean\n"
         "output:\n  final_model_dir: out/final\n"
     )
-    config = load_config(path, overrides=["training.phase1.epochs=3", "model.lora_r=4"])
+    overrides = ["training.phase1.epochs=3", "model.lora_r=4", "training.phase1.learning_rate=1e-3"]
+    config = load_config(path, overrides=overrides)
     assert config.training.phase1.epochs == 3 and config.training.phase1.batch_size == 4
+    assert config.training.phase1.learning_rate == 0.001  # YAML reads 1e-3 as a string
     assert config.model.lora_r == 4 and config.model.audio_encoder == "openai/whisper-tiny"
     assert config.output.final_model_dir == "out/final"
 
@@ -110,6 +112,7 @@ def test_custom_example_loads():
         ("training.phase1.epoch=3", "training.phase1.epochs"),
         ("model.lora=8", "model.lora_r"),
         ("model.lora_r=eight", "model.lora_r: expected int"),
+        ("training.phase1.learning_rate=fast", "learning_rate: expected float"),
         ("data.dataset=youtube", "data.dataset must be"),
         ("nonsense", "section.key=value"),
     ],

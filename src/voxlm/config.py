@@ -298,6 +298,11 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML reads 1e-3 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if hint in (int, float, str, bool) and not (
         isinstance(value, hint) and not (hint is int and isinstance(value, bool))
     ):
