@@ -23,8 +23,8 @@ espeak-ng's events (`data/word_onsets.py`), accent features (`data/accents.py`),
   word events do not match its words is synthesised again at another rate, then dropped and
   counted, never misaligned.
 - A share of espeak-ng training utterances (`accent_prob`) is spoken with one to three
-  features of English accents (`ACCENT_FEATURES`). Dev and test are spoken as the voices speak, so scores
-  measure the plain voices.
+  features of English accents (`ACCENT_FEATURES`). Dev and test are spoken as the voices
+  speak, so scores measure the plain voices.
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ __all__ = [
 ]
 
 SPLITS = ("train", "dev", "test")
-ESPEAK_DEFAULT_WPM = 175  # espeak-ng's rate at Flite's duration stretch 1.0
 CHAPTERS = {"train": 1, "dev": 2, "test": 3}
 SHARD_SIZE = 128  # utterances per fresh worker process: fixed, so output never depends on workers
 
@@ -86,6 +85,7 @@ DEFAULT_VOICES = (
     "en+klatt",
 )
 DEFAULT_HELD_OUT_VOICE = "en-gb-x-gbcwmd"
+ESPEAK_DEFAULT_WPM = 175  # espeak-ng's rate at Flite's duration stretch 1.0
 
 
 def voice_exists(voice: str) -> bool:
