@@ -3,8 +3,8 @@ speech, and does what it learns carry over to real human speech?
 
 The cheapest way to teach a pretrained encoder + LLM to listen is to first teach the encoder's
 output to spell without the LLM: the encoder runs once per clip (its outputs are cached), and
-only a small head trains. This measures that first step: a character CTC head (two 1-D
-convolutions and a linear layer) over Whisper's final encoder states, trained on espeak-ng
+only a small head trains. This measures that first step: the character CTC head of
+voxlm.spelling (what `model.ctc_units: characters` trains) over Whisper's final encoder states, trained on espeak-ng
 speech for a fixed number of epochs, decoded greedily on the synthetic test split and on the
 English clips of ../shared/real-speech (never trained or tuned on). Run on an idle machine.
 
@@ -28,38 +28,9 @@ from voxlm.audio import load_audio
 from voxlm.data.manifest import Utterance, read_manifest
 from voxlm.encoder import AudioEncoder
 from voxlm.evaluate import char_error_rate, word_error_rate
-from voxlm.text import normalize_text
+from voxlm.spelling import ALPHABET, SpellingHead, read_spelling, spell
 
-ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # index + 1; 0 is the CTC blank
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-speech" / "manifest.jsonl"
-
-
-class CharHead(nn.Module):
-    """Encoder states [B, T, D] -> character log-probabilities [B, T, len(ALPHABET) + 1].
-
-    `dropout` drops whole channels of the encoder states while training (a head trained on a
-    few synthetic voices leans on the channels that tell those voices apart).
-    """
-
-    def __init__(self, dim: int, hidden: int = 384, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.drop = nn.Dropout1d(dropout)
-        self.norm = nn.LayerNorm(dim)
-        self.conv = nn.Sequential(
-            nn.Conv1d(dim, hidden, 5, padding=2),
-            nn.GELU(),
-            nn.Conv1d(hidden, hidden, 5, padding=2),
-            nn.GELU(),
-        )
-        self.out = nn.Linear(hidden, len(ALPHABET) + 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(self.drop(self.norm(x).transpose(1, 2))).transpose(1, 2)
-        return self.out(x).log_softmax(-1)
-
-
-def spell(text: str) -> list[int]:
-    return [ALPHABET.index(c) + 1 for c in normalize_text(text) if c in ALPHABET]
 
 
 @torch.no_grad()
@@ -105,18 +76,18 @@ def batches(states: list[torch.Tensor], targets: list[list[int]], size: int, see
         )
 
 
-def train(head: CharHead, states, targets, epochs: int, batch: int = 32) -> list[float]:
+def train(head: SpellingHead, states, targets, epochs: int, batch: int = 32) -> list[float]:
     """AdamW at 1e-3 with a cosine decay; returns the mean CTC loss of each epoch."""
     steps = epochs * -(-len(states) // batch)
     optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    ctc = nn.CTCLoss(zero_infinity=True)
+    ctc = nn.CTCLoss(blank=len(ALPHABET), zero_infinity=True)
     curve = []
     for epoch in range(epochs):
         head.train()
         losses = []
         for x, lengths, ys in batches(states, targets, batch, seed=epoch):
-            logp = head(x).transpose(0, 1)  # [T, B, C]
+            logp = head(x).log_softmax(-1).transpose(0, 1)  # [T, B, C]
             flat = torch.tensor([c for y in ys for c in y])
             loss = ctc(logp, flat, lengths, torch.tensor([len(y) for y in ys]))
             optimizer.zero_grad()
@@ -131,16 +102,11 @@ def train(head: CharHead, states, targets, epochs: int, batch: int = 32) -> list
 
 
 @torch.no_grad()
-def greedy(head: CharHead, states: list[torch.Tensor]) -> list[str]:
-    texts = []
-    for s in states:
-        ids = head(s.float()[None])[0].argmax(-1).tolist()
-        chars = [ALPHABET[c - 1] for k, c in enumerate(ids) if c and (k == 0 or c != ids[k - 1])]
-        texts.append(" ".join("".join(chars).split()))
-    return texts
+def greedy(head: SpellingHead, states: list[torch.Tensor]) -> list[str]:
+    return [read_spelling(head(s.float()[None])[0].argmax(-1).tolist()) for s in states]
 
 
-def scores(head: CharHead, states, utterances: list[Utterance], shown: int = 3) -> dict:
+def scores(head: SpellingHead, states, utterances: list[Utterance], shown: int = 3) -> dict:
     """Pooled WER and CER, and the first `shown` clips' hypotheses with their own CER."""
     hyps = greedy(head, states)
     refs = [u.text for u in utterances]
@@ -181,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         encode_cached(encoder, args.encoder, s, args.cache) for s in (train_set, test_set, real)
     )
     encode_minutes = (time.monotonic() - started) / 60
-    head = CharHead(train_states[0].shape[-1], dropout=args.dropout)
+    head = SpellingHead(train_states[0].shape[-1], dropout=args.dropout)
     started = time.monotonic()
     curve = train(head, train_states, [spell(u.text) for u in train_set], args.epochs)
     result = {

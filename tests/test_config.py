@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -49,10 +50,12 @@ def test_the_docs_tables_list_the_registry(doc):
 @pytest.mark.parametrize("name", sorted(BEFORE["variant_models"]))
 def test_variant_models_are_unchanged_by_the_move_to_files(name):
     model = _json(get_config(name).model.__dict__)
-    # Keys added since the snapshot: how long audio is windowed (voxlm-tiny: regions alone).
+    # Keys added since the snapshot: how long audio is windowed (voxlm-tiny: regions alone),
+    # what the CTC head spells.
     tiny = name == "voxlm-tiny"
     assert model.pop("window_seconds") == (8 if tiny else None)
     assert model.pop("pack_windows") is (not tiny)
+    assert model.pop("ctc_units") == "tokens"
     assert model == BEFORE["variant_models"][name]
 
 
@@ -137,3 +140,16 @@ def test_long_recipe_loads():
     assert config.training.phase1.max_steps == 3450 and config.training.phase1.max_minutes == 60
     assert config.training.phase1.span_ctc_weight == 1.0
     assert config.training.phase2.train_modules == ("aligner",)
+
+
+def test_the_smol_flite_recipe_is_voxlm_smol_reading_its_own_letters():
+    config = load_config(CONFIGS / "voxlm-smol-flite.yaml")
+    smol = get_config("voxlm-smol").model
+    assert config.model == dataclasses.replace(
+        smol, ctc=True, ctc_units="characters", ctc_embeddings=True
+    )
+    phase1 = config.training.phase1
+    assert phase1.ctc_only_steps == 1000 and "ctc" in phase1.train_modules
+    assert config.data.dataset == "synthetic" and all(
+        v.startswith("flite:") for v in config.data.voices
+    )

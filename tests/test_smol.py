@@ -6,6 +6,7 @@ one-line reason where the `real` extra is not installed.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import numpy as np
@@ -51,6 +52,25 @@ def test_the_plain_prompt_leaves_out_the_chat_templates_system_prompt(smol):
     assert model.config.prompt_format == "plain"
     n_plain, n_chat = len(plain.prefix + plain.suffix), len(chat.prefix + chat.suffix)
     assert n_chat - n_plain >= 20
+
+
+def test_a_character_head_starts_the_real_llm_on_its_own_letters(smol):
+    model, _ = smol
+    config = dataclasses.replace(
+        model.config, ctc=True, ctc_units="characters", ctc_embeddings=True, use_lora=False
+    )
+    spelling = VoxLM(config, model.encoder, model.llm, model.tokenizer).eval()
+    letters = model.tokenizer.convert_ids_to_tokens(spelling.ctc_token_ids.tolist())
+    assert letters[:3] == ["Ġ", "a", "b"] and letters[-1] == "'"
+    with torch.no_grad():
+        audio = spelling.encode(torch.from_numpy(tone(1.0))[None], torch.tensor([16000]))
+        probs = audio.ctc_log_probs.exp()[..., :-1]
+        # The projector starts at zero: each audio embedding is the letters heard, unscaled.
+        expected = spelling._ctc_token_embeddings(probs, audio.embeds.shape[1])
+    torch.testing.assert_close(audio.embeds, expected)
+    table = model.llm.get_input_embeddings().weight
+    one = spelling._ctc_token_embeddings(torch.eye(len(letters))[None, :4], 1)[0, 0]
+    torch.testing.assert_close(one, table[spelling.ctc_token_ids[:4]].sum(0))
 
 
 def test_smol_trains_a_step_transcribes_real_speech_and_reloads_without_its_backbones(

@@ -54,6 +54,10 @@ class ModelConfig:
     lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     aligner_dim: int = 256
     ctc: bool = False  # an auxiliary CTC head on the encoder output (needed from scratch)
+    # What the CTC head spells: "tokens", the LLM's own (joint CTC decoding can then vote on
+    # each token); "characters", the 28 of voxlm.spelling (an LLM whose vocabulary is too large
+    # for a token head; its letters reach the LLM through ctc_embeddings)
+    ctc_units: str = "tokens"
     ctc_embeddings: bool = False  # add CTC-posterior-weighted token embeddings to the audio input
     ctc_positions: bool = False  # audio embeddings take the positions of the tokens CTC hears
     instruction: str = DEFAULT_INSTRUCTION
@@ -85,6 +89,14 @@ class ModelConfig:
             raise ValueError("model.ctc_embeddings needs model.ctc: true (it reads the CTC head)")
         if self.ctc_positions and not self.ctc:
             raise ValueError("model.ctc_positions needs model.ctc: true (it reads the CTC head)")
+        if self.ctc_units not in ("tokens", "characters"):
+            raise ValueError(
+                f"model.ctc_units must be 'tokens' or 'characters', got {self.ctc_units!r}"
+            )
+        if self.ctc_positions and self.ctc_units != "tokens":
+            raise ValueError(
+                "model.ctc_positions needs model.ctc_units: tokens (it counts the LLM's tokens)"
+            )
         if self.prompt_format not in PROMPT_FORMATS:
             raise ValueError(
                 f"model.prompt_format must be one of {', '.join(PROMPT_FORMATS)}, "
@@ -210,6 +222,14 @@ class VoxLMConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("phase1", "phase2"):
+            if getattr(self.training, name).span_ctc_weight and self.model.ctc_units != "tokens":
+                raise ValueError(
+                    f"training.{name}.span_ctc_weight needs model.ctc_units: tokens "
+                    f"(span CTC counts the LLM's tokens in each word), got {self.model.ctc_units!r}"
+                )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -19,6 +19,9 @@ from-scratch CTC head off its all-blank start.
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from voxlm.spelling import SpellingHead, letter_token_ids, spell
 
 NEG_INF = float("-inf")
 # The CTC head spans the LLM's vocabulary plus a blank, and the prefix scorer keeps float64
@@ -35,6 +38,22 @@ def check_ctc_vocabulary(size: int) -> None:
             f"{size}: joint CTC decoding keeps [rows, frames, tokens] tables (~{size * 1500 * 8 / 1e9:.1f} "
             "GB per beam row and 30 s of audio); set model.ctc: false for this LLM"
         )
+
+
+def build_ctc_head(units: str, dim: int, tokenizer) -> tuple[nn.Module, torch.Tensor]:
+    """The CTC head over encoder states of width ``dim`` (``ModelConfig.ctc_units``; blank
+    last), and the LLM token id of each unit, for ``ctc_embeddings``."""
+    if units == "characters":
+        return SpellingHead(dim), torch.tensor(letter_token_ids(tokenizer))
+    check_ctc_vocabulary(len(tokenizer))
+    return nn.Linear(dim, len(tokenizer) + 1), torch.arange(len(tokenizer))
+
+
+def ctc_targets(units: str, texts: list[str], tokens: list[list[int]]) -> list[list[int]]:
+    """What the CTC head spells: each transcript's tokens (``tokens`` end in EOS) or letters."""
+    if units == "characters":
+        return [spell(t) for t in texts]
+    return [t[:-1] for t in tokens]
 
 
 class CTCPrefixScorer:

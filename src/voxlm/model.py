@@ -24,7 +24,7 @@ from voxlm.aligner import Aligner, alignment_loss
 from voxlm.architectures import random_weight_config
 from voxlm.calibration import Calibration
 from voxlm.config import ModelConfig, get_config, resolve_variant
-from voxlm.ctc import check_ctc_vocabulary, span_ctc_loss
+from voxlm.ctc import build_ctc_head, ctc_targets, span_ctc_loss
 from voxlm.encoder import AudioEncoder
 from voxlm.labels import alignment_targets, span_ctc_spans
 from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenizer, torch_dtype
@@ -94,14 +94,16 @@ class VoxLM(nn.Module):
             config.projector_stack,
             config.projector_hidden,
             config.projector_activation,
+            zero_output=config.ctc_embeddings and config.llm_config is None,
         )
         self.llm = apply_lora(llm, config) if config.use_lora else llm
         self.aligner = Aligner(d_llm, encoder.hidden_size, config.aligner_dim)
-        # CTC over the LLM's vocabulary plus a blank (the last index) at 50 frames/s: from
-        # scratch the LLM ignores the audio until the encoder has learned to spell.
+        # CTC at 50 frames/s: from scratch the LLM ignores the audio until the encoder has
+        # learned to spell (voxlm.ctc.build_ctc_head: over tokens or characters).
+        self.ctc_head = None
         if config.ctc:
-            check_ctc_vocabulary(len(tokenizer))
-        self.ctc_head = nn.Linear(encoder.hidden_size, len(tokenizer) + 1) if config.ctc else None
+            self.ctc_head, ids = build_ctc_head(config.ctc_units, encoder.hidden_size, tokenizer)
+            self.register_buffer("ctc_token_ids", ids, persistent=False)
         if config.freeze_encoder:
             encoder.requires_grad_(False)
         self._prompts: dict[str, Prompt] = {}
@@ -230,17 +232,16 @@ class VoxLM(nn.Module):
 
         Each audio embedding then carries the embeddings of the tokens CTC hears in its 80 ms
         (blank frames add ~nothing), so the LLM can copy from the audio as it would from text.
-        They are scaled by sqrt(E), as Transformers scale input embeddings: unscaled, a tiny
-        LLM's token embeddings (norm ~1) drown in the projector's output (norm ~40 once
-        trained), and the LLM is much slower to start reading them (measured in BENCHMARKS.md).
+        A from-scratch LLM's are scaled by sqrt(E), as Transformers scale input embeddings
+        (unscaled, norm ~1, they drown in the projector's output, norm ~40 once trained, and
+        the LLM is much slower to read them: BENCHMARKS.md); a pretrained LLM's are not.
         """
-        weight = self.llm.get_input_embeddings().weight  # [V', E]
-        tokens = (
-            probs[..., : weight.shape[0]].to(weight.dtype) @ weight[: probs.shape[-1]]
-        )  # [B, T, E]
+        weight = self.llm.get_input_embeddings().weight[self.ctc_token_ids]  # [V, E] per CTC unit
+        tokens = probs.to(weight.dtype) @ weight  # [B, T, E]
         k = self.config.projector_stack
         tokens = nn.functional.pad(tokens, (0, 0, 0, n * k - tokens.shape[1]))  # [B, N*K, E]
-        return tokens.reshape(tokens.shape[0], n, k, -1).sum(2) * tokens.shape[-1] ** 0.5
+        scale = tokens.shape[-1] ** 0.5 if self.config.llm_config is not None else 1.0
+        return tokens.reshape(tokens.shape[0], n, k, -1).sum(2) * scale
 
     def prompt(self, instruction: str | None = None) -> Prompt:
         instruction = self.config.instruction if instruction is None else instruction
@@ -427,7 +428,7 @@ class VoxLM(nn.Module):
                     out.hidden_states[-1], audio, texts, words
                 )
         if ctc_weight:
-            terms["ctc"] = self._ctc_loss(audio, texts)
+            terms["ctc"] = self._ctc_loss(audio, batch["texts"], texts)
         if span_ctc_weight:
             assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
             spans = span_ctc_spans(
@@ -464,10 +465,12 @@ class VoxLM(nn.Module):
         log_attn = self.aligner(queries, audio.hidden, audio.mask)  # [B, X, T]
         return alignment_loss(log_attn, target.to(log_attn.device), token_mask.to(log_attn.device))
 
-    def _ctc_loss(self, audio: AudioFeatures, texts: list[list[int]]) -> torch.Tensor:
+    def _ctc_loss(
+        self, audio: AudioFeatures, texts: list[str], tokens: list[list[int]]
+    ) -> torch.Tensor:
         assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
+        targets = ctc_targets(self.config.ctc_units, texts, tokens)
         log_probs = audio.ctc_log_probs  # [B, T, V + 1]
-        targets = [t[:-1] for t in texts]  # no EOS
         return nn.functional.ctc_loss(
             log_probs.transpose(0, 1),  # [T, B, V + 1]
             torch.tensor([i for t in targets for i in t], dtype=torch.long, device=self.device),

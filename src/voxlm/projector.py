@@ -24,6 +24,7 @@ class Projector(nn.Module):
         stack: int = 4,
         hidden: int | None = None,
         activation: str = "gelu",
+        zero_output: bool = False,
     ) -> None:
         super().__init__()
         self.stack = stack
@@ -36,6 +37,9 @@ class Projector(nn.Module):
             raise ValueError(f"projector activation must be 'gelu' or 'swiglu', got {activation!r}")
         self.up = nn.Linear(d_audio * stack, hidden)
         self.down = nn.Linear(hidden, d_llm)
+        if zero_output:  # a pretrained LLM first reads only what CTC hears (ctc_embeddings)
+            nn.init.zeros_(self.down.weight)
+            nn.init.zeros_(self.down.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, D], mask [B, T] (True = valid) -> embeddings [B, N, E], mask [B, N]."""

@@ -30,7 +30,7 @@ class DecodingOptions:
     (1 - w) log p_LLM + w log p_CTC(transcript so far + token), and a token's probability (for
     confidence and the low-confidence stop) is the softmax of these scores over the candidates:
     where the LLM and CTC disagree, the token is unsure. A model without a CTC head decodes with
-    the LLM alone.
+    the LLM alone, as does one whose head spells characters (``model.ctc_units``).
 
     ``beam_size`` > 1 searches (``voxlm.decoding.search``); ``lexicon`` keeps the transcript to
     listed words (``voxlm.lexicon``); ``ngram`` adds ``ngram_weight`` times a word n-gram model's

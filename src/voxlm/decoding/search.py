@@ -110,7 +110,9 @@ class BeamSearch:
         self.seq = model.assemble(audio, prompts, [[] for _ in prompts])
         self.slots = torch.arange(b, device=self.seq.embeds.device).repeat_interleave(k)
         self.ctc = None
-        if options.ctc_weight > 0 and audio.ctc_log_probs is not None:
+        # A character head cannot score the LLM's tokens: it only feeds the LLM's input.
+        spells_tokens = model.config.ctc_units == "tokens"
+        if options.ctc_weight > 0 and audio.ctc_log_probs is not None and spells_tokens:
             self.ctc = CTCPrefixScorer(audio.ctc_log_probs, audio.mask.sum(1))
             self.ctc.select(self.slots)
         self.w = options.ctc_weight if self.ctc is not None else 0.0

@@ -1,0 +1,79 @@
+"""Spelling: a character CTC head on the encoder's states.
+
+A pretrained LLM's vocabulary (SmolLM2: 49k tokens, Qwen: 151k) is too large for a CTC head
+the prefix scorer can decode with (``voxlm.ctc.MAX_CTC_VOCAB``), yet a pretrained encoder's
+states learn to spell cheaply: the LLM does not run while the head trains. With
+``ModelConfig.ctc_units: characters`` the CTC head spells these 28 characters instead, and
+``ctc_embeddings`` hands the LLM the embeddings of the letters it hears, so the LLM reads
+the audio as it would read a (misspelt) text.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from voxlm.text import normalize_text
+
+ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # the head's outputs, then the CTC blank (last)
+
+
+def spell(text: str) -> list[int]:
+    """A transcript as the head's targets: normalised, characters outside ALPHABET dropped
+    (and the spaces they leave collapsed), then each character's index."""
+    kept = " ".join("".join(c for c in normalize_text(text) if c in ALPHABET).split())
+    return [ALPHABET.index(c) for c in kept]
+
+
+def read_spelling(ids: list[int]) -> str:
+    """A greedy CTC path (frame-wise argmax, blank = len(ALPHABET)) -> its text."""
+    blank = len(ALPHABET)
+    chars = [ALPHABET[c] for k, c in enumerate(ids) if c != blank and (k == 0 or c != ids[k - 1])]
+    return " ".join("".join(chars).split())
+
+
+class SpellingHead(nn.Module):
+    """Encoder states [B, T, D] -> character logits [B, T, len(ALPHABET) + 1], blank last.
+
+    Two 1-D convolutions (5 frames each, 180 ms of context together) before the output layer:
+    a linear head on frozen Whisper-base states spells far worse, since a letter's sound spans
+    several 20 ms frames. ``dropout`` drops whole channels of the states while training: a
+    head trained on a few synthetic voices otherwise leans on the channels that tell those
+    voices apart, and real speech suffers (BENCHMARKS.md, "Listening without the LLM").
+    """
+
+    def __init__(self, dim: int, hidden: int = 384, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.drop = nn.Dropout1d(dropout)
+        self.norm = nn.LayerNorm(dim)
+        self.conv = nn.Sequential(
+            nn.Conv1d(dim, hidden, 5, padding=2),
+            nn.GELU(),
+            nn.Conv1d(hidden, hidden, 5, padding=2),
+            nn.GELU(),
+        )
+        self.out = nn.Linear(hidden, len(ALPHABET) + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.drop(self.norm(x).transpose(1, 2))).transpose(1, 2)
+        return self.out(x)
+
+
+def letter_token_ids(tokenizer) -> list[int]:
+    """The LLM token that spells each character of ALPHABET on its own, so ``ctc_embeddings``
+    can hand the LLM its own letter embeddings. A space is the token a lone space encodes to
+    (GPT-2-style "Ġ", SentencePiece "▁"); a tokenizer that puts that word-start marker before
+    every text ("a" -> "▁", "a") has it dropped from the letters."""
+    space = tokenizer(" ", add_special_tokens=False).input_ids
+    ids = []
+    for c in ALPHABET:
+        tokens = tokenizer(c, add_special_tokens=False).input_ids
+        if c != " " and len(tokens) == 2 and tokens[:1] == space:
+            tokens = tokens[1:]
+        if len(tokens) != 1:
+            raise ValueError(
+                f"model.ctc_units: characters needs one LLM token per character; "
+                f"{c!r} encodes to {len(tokens)} tokens ({tokens})"
+            )
+        ids.append(tokens[0])
+    return ids
