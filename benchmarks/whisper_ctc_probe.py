@@ -4,9 +4,10 @@ speech, and does what it learns carry over to real human speech?
 The cheapest way to teach a pretrained encoder + LLM to listen is to first teach the encoder's
 output to spell without the LLM: the encoder runs once per clip (its outputs are cached), and
 only a small head trains. This measures that first step: the character CTC head of
-voxlm.spelling (what `model.ctc_units: characters` trains) over Whisper's final encoder states, trained on espeak-ng
-speech for a fixed number of epochs, decoded greedily on the synthetic test split and on the
-English clips of ../shared/real-speech (never trained or tuned on). Run on an idle machine.
+voxlm.spelling (what `model.ctc_units: characters` trains) over Whisper's final encoder
+states, trained on espeak-ng speech for a fixed number of epochs, decoded greedily on the
+synthetic test split and on the English clips of ../shared/real-speech (never trained or tuned
+on). Run on an idle machine.
 
     python benchmarks/whisper_ctc_probe.py --data demo/data [--encoder openai/whisper-base]
         [--epochs 8] [--real ../shared/real-speech/manifest.jsonl] [--cache DIR]
