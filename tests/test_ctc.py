@@ -7,8 +7,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from voxlm.ctc import CTCPrefixScorer, span_ctc_loss
+from voxlm.ctc import CTCPrefixScorer, SpellingPrefixScorer, span_ctc_loss
 from voxlm.model import VoxLM
+from voxlm.spelling import ALPHABET, spell
 
 V, T, BLANK = 3, 5, 3  # tokens 0..2, blank last; 4^5 = 1024 alignments
 EOS = 7  # outside the CTC vocabulary, as an LLM's EOS may be
@@ -102,3 +103,60 @@ def test_a_ctc_head_over_a_vocabulary_too_large_to_decode_is_refused(monkeypatch
         VoxLM.from_config(tiny_config(ctc=True))
     # without the head the same model builds
     VoxLM.from_config(tiny_config(ctc=False, ctc_embeddings=False, ctc_positions=False))
+
+
+PIECES = {0: " the", 1: "cat", 2: ",", 3: " ", 4: None, 5: " Dog's", 6: "-", 7: "s"}
+PIECE_EOS = 4  # a special token: no text
+
+
+def spelled_prefix_score(log_probs, length, text, whole):
+    """The character scorer walked by hand through ``spell(text)``: the reference."""
+    units = spell(text)
+    scorer = CTCPrefixScorer(log_probs[None], torch.tensor([length]))
+    marker = log_probs.shape[-1]  # not a character
+    if whole:
+        for unit in units:
+            scorer.advance(torch.tensor([unit]))
+        return float(scorer.score(torch.tensor([[marker]]), marker)[0, 0])
+    if not units:
+        return 0.0
+    for unit in units[:-1]:
+        scorer.advance(torch.tensor([unit]))
+    return float(scorer.score(torch.tensor([[units[-1]]]), marker)[0, 0])
+
+
+def test_token_pieces_score_as_the_transcript_spelt_by_hand():
+    torch.manual_seed(0)
+    frames = 14
+    log_probs = torch.randn(2, frames, len(ALPHABET) + 1).log_softmax(-1)
+    lengths = [frames, frames - 3]
+    scorer = SpellingPrefixScorer(log_probs, torch.tensor(lengths), PIECES.get)
+    candidates = torch.tensor([list(PIECES)] * 2)
+    texts = ["", ""]
+    for chosen in ([0, 5], [2, 6], [3, 3], [1, 7], [7, 1]):
+        scores = scorer.score(candidates, eos=PIECE_EOS)
+        for row in range(2):
+            for k, token in enumerate(PIECES):
+                whole = token == PIECE_EOS
+                text = texts[row] + ("" if whole else PIECES[token])
+                expected = spelled_prefix_score(log_probs[row], lengths[row], text, whole)
+                assert float(scores[row, k]) == pytest.approx(expected, abs=1e-6), (text, whole)
+        scorer.advance(torch.tensor(chosen))
+        texts = [t + PIECES[c] for t, c in zip(texts, chosen, strict=True)]
+    assert texts == [" the, cats", " Dog's- scat"]
+    whole = scorer.score(torch.tensor([[PIECE_EOS]] * 2), eos=PIECE_EOS)
+    for row in range(2):
+        expected = spelled_prefix_score(log_probs[row], lengths[row], texts[row], whole=True)
+        assert float(whole[row, 0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_spelling_scorer_follows_beam_reordering():
+    torch.manual_seed(1)
+    log_probs = torch.randn(2, 10, len(ALPHABET) + 1).log_softmax(-1)
+    scorer = SpellingPrefixScorer(log_probs, torch.tensor([10, 10]), PIECES.get)
+    scorer.advance(torch.tensor([0, 5]))  # "the", "dog's"
+    scorer.select(torch.tensor([1, 1, 0]))
+    scores = scorer.score(torch.tensor([[1], [1], [1]]), eos=PIECE_EOS)  # + "cat"
+    for row, (source, text) in enumerate([(1, " dog'scat"), (1, " dog'scat"), (0, " thecat")]):
+        expected = spelled_prefix_score(log_probs[source], 10, text, whole=False)
+        assert float(scores[row, 0]) == pytest.approx(expected, abs=1e-6)

@@ -8,6 +8,7 @@ from test_model import OPEN, batch
 from voxlm import VoxLM
 from voxlm.config import CONFIG_DIR as CONFIGS
 from voxlm.config import load_config
+from voxlm.ctc import SpellingPrefixScorer
 from voxlm.decoding.search import BeamSearch
 from voxlm.spelling import ALPHABET, SpellingHead, letter_token_ids, read_spelling, spell
 
@@ -72,7 +73,7 @@ def test_ctc_embeddings_hand_the_llm_its_own_letter_embeddings():
     assert not letters[0, 0].any()
 
 
-def test_a_character_head_trains_with_the_llm_and_decodes_without_voting_on_tokens():
+def test_a_character_head_trains_with_the_llm_and_votes_on_its_tokens_letter_by_letter():
     model = chars_model(ctc_embeddings=True)
     out = model(batch(), ce_weight=1.0, ctc_weight=0.5)
     assert set(out.losses) == {"ce", "ctc"} and torch.isfinite(out.loss)
@@ -81,7 +82,9 @@ def test_a_character_head_trains_with_the_llm_and_decodes_without_voting_on_toke
     model.eval()
     audio = model.encode(torch.from_numpy(tone(1.0))[None], torch.tensor([16000]))
     search = BeamSearch(model, audio, [model.prompt()], dataclasses.replace(OPEN, ctc_weight=0.5))
-    assert search.ctc is None and search.w == 0.0  # it cannot score the LLM's tokens
+    assert isinstance(search.ctc, SpellingPrefixScorer) and search.w == 0.5
+    greedy = dataclasses.replace(OPEN, ctc_weight=0.0)
+    assert BeamSearch(model, audio, [model.prompt()], greedy).ctc is None
     assert model.transcribe(tone(1.2), sample_rate=16000, options=OPEN).words
 
 

@@ -118,6 +118,22 @@ def _synth_parser(sub) -> None:
         help="your own sentences, one per line (default: the built-in generator)",
     )
     p.add_argument(
+        "--text-from-llm",
+        metavar="LLM",
+        default=None,
+        help="sentences written by this instruct LLM (a hub name, directory or .gguf file; "
+        "e.g. HuggingFaceTB/SmolLM2-135M-Instruct), sampled once into OUTPUT_DIR/text.txt: "
+        "text in the LLM's own language, so fine-tuning it teaches listening rather than a "
+        "grammar (voxlm.data.llm_text)",
+    )
+    p.add_argument(
+        "--llm-sentences",
+        type=int,
+        default=None,
+        help="with --text-from-llm: how many (default: n-train + 4 x (n-dev + n-test), since "
+        "dev and test keep only sentences whose words all occur in train)",
+    )
+    p.add_argument(
         "--voices",
         default=None,
         help="comma-separated voices: espeak-ng names (en-us, en+f2, ...) and Flite's "
@@ -143,6 +159,19 @@ def _synth_parser(sub) -> None:
     p.set_defaults(run=_run_synth)
 
 
+def _llm_text(args: argparse.Namespace) -> Path:
+    """OUTPUT_DIR/text.txt, sampled from ``--text-from-llm`` unless an earlier run left it."""
+    from voxlm.data.llm_text import LLMTextOptions, write_llm_sentences
+
+    path = args.output_dir / "text.txt"
+    if path.is_file():
+        print(f"using the sentences already in {path}", file=sys.stderr)
+        return path
+    n = args.llm_sentences or args.n_train + 4 * (args.n_dev + args.n_test)
+    options = LLMTextOptions(llm_model=args.text_from_llm, n_sentences=n, seed=args.seed)
+    return write_llm_sentences(options, path)
+
+
 def _run_synth(args: argparse.Namespace) -> int:
     from voxlm.data.synth import SynthOptions, synthesize_corpus
 
@@ -166,6 +195,10 @@ def _run_synth(args: argparse.Namespace) -> int:
         values["voices"] = tuple(v.strip() for v in args.voices.split(",") if v.strip())
     if args.held_out_voice:
         values["held_out_voice"] = None if args.held_out_voice == "none" else args.held_out_voice
+    if args.text_from_llm:
+        if args.text_file:
+            raise SystemExit("voxlm synth: give --text-file or --text-from-llm, not both")
+        values["text_file"] = _llm_text(args)
     report = synthesize_corpus(SynthOptions(**values))
     print(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -18,10 +18,13 @@ from-scratch CTC head off its all-blank start.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from voxlm.spelling import SpellingHead, letter_token_ids, spell
+from voxlm.spelling import SPACE, SpellingHead, letter_token_ids, spell, spell_piece
 
 NEG_INF = float("-inf")
 # The CTC head spans the LLM's vocabulary plus a blank, and the prefix scorer keeps float64
@@ -130,6 +133,103 @@ class CTCPrefixScorer:
             2, index[:, None, :].expand(-1, self.log_probs.shape[1], -1)
         ).transpose(1, 2)  # [B, K, T]
         return torch.where(inside[..., None], y, NEG_INF)
+
+
+class SpellingPrefixScorer:
+    """CTC prefix scores of LLM tokens under a character head (``ctc_units: characters``).
+
+    An LLM token is a piece of text, so its prefix score is that of the transcript's
+    characters so far followed by the piece's characters (``voxlm.spelling.spell_piece``): a
+    character scorer (``CTCPrefixScorer`` over ALPHABET) is walked through them. A space is
+    held back until a letter follows it, as ``spell`` strips and collapses spaces: " the" at
+    the start adds "the", and EOS never has to be heard after a trailing space. A piece with
+    no letters (punctuation, a special token) leaves the prefix, and its score, as they are.
+    Same interface as ``CTCPrefixScorer``.
+    """
+
+    def __init__(
+        self, log_probs: torch.Tensor, lengths: torch.Tensor, piece: Callable[[int], str | None]
+    ) -> None:
+        self.chars = CTCPrefixScorer(log_probs, lengths)
+        self.piece = piece
+        b = log_probs.shape[0]
+        self.pending = torch.zeros(b, dtype=torch.bool)  # a space waits for the next letter
+        self.prefix = torch.zeros(b, dtype=torch.float64)  # log prefix probability so far
+        self._units: dict[int, tuple[int, ...]] = {}
+
+    def select(self, index: torch.Tensor) -> None:
+        self.chars.select(index)
+        cpu = index.cpu()
+        self.pending, self.prefix = self.pending[cpu], self.prefix[cpu]
+
+    def score(self, candidates: torch.Tensor, eos: int) -> torch.Tensor:
+        """candidates [R, C] token ids -> [R, C] log prefix probabilities (EOS: the whole)."""
+        rows, n = candidates.shape
+        out = self.prefix[:, None].repeat(1, n)  # [R, C] a piece without letters
+        tokens = candidates.tolist()
+        todo = [(r, c) for r in range(rows) for c in range(n) if tokens[r][c] != eos]
+        spelled = [self._spelled(tokens[r][c], r)[0] for r, c in todo]
+        scored = [(rc, u) for rc, u in zip(todo, spelled, strict=True) if u]
+        if scored:
+            index = torch.tensor([r for (r, _), _ in scored])
+            out[index, torch.tensor([c for (_, c), _ in scored])] = self._extended(
+                index, [u for _, u in scored]
+            ).cpu()
+        ended = candidates.cpu() == eos
+        if ended.any():
+            marker = self.chars.vocab + 1  # not a character: score() reads it as the whole
+            marked = torch.full((rows, 1), marker, device=self.chars.lengths.device)
+            whole = self.chars.score(marked, marker).cpu()  # [R, 1]
+            out = torch.where(ended, whole, out)
+        return out.to(candidates.device)
+
+    def advance(self, tokens: torch.Tensor) -> None:
+        """Extend each row's transcript by its chosen token [R] (EOS adds nothing)."""
+        spelled, pending = zip(
+            *(self._spelled(t, r) for r, t in enumerate(tokens.tolist())), strict=True
+        )
+        rows = [r for r, u in enumerate(spelled) if u]
+        if rows:
+            index = torch.tensor(rows)
+            self.prefix[index] = self._extended(index, [spelled[r] for r in rows]).cpu()
+            _walk(self.chars, [list(u) for u in spelled])
+        self.pending = torch.tensor(pending, dtype=torch.bool)
+
+    def _spelled(self, token: int, row: int) -> tuple[tuple[int, ...], bool]:
+        """The characters ``token`` adds to ``row``'s transcript, and whether a space then waits."""
+        if token not in self._units:
+            self._units[token] = spell_piece(self.piece(token))
+        started = not bool(self.chars.empty[row])
+        pending, units = bool(self.pending[row]), []
+        for unit in self._units[token]:
+            if unit == SPACE:
+                pending = started or bool(units)
+            else:
+                units += [SPACE, unit] if pending else [unit]
+                pending = False
+        return tuple(units), pending
+
+    def _extended(self, rows: torch.Tensor, spelled: list[tuple[int, ...]]) -> torch.Tensor:
+        """[N] log prefix probabilities of rows ``rows``' transcripts + ``spelled`` [N]."""
+        walker = copy.copy(self.chars)
+        walker.select(rows.to(self.chars.lengths.device))
+        _walk(walker, [list(u[:-1]) for u in spelled])
+        last = torch.tensor([u[-1] for u in spelled], device=walker.lengths.device)
+        return walker.score(last[:, None], self.chars.vocab + 1)[:, 0]
+
+
+def _walk(scorer: CTCPrefixScorer, spelled: list[list[int]]) -> None:
+    """Advance each row of ``scorer`` through its own characters; a row with fewer waits."""
+    device = scorer.lengths.device
+    for j in range(max(map(len, spelled), default=0)):
+        active = torch.tensor([len(u) > j for u in spelled], device=device)
+        units = torch.tensor([u[j] if len(u) > j else 0 for u in spelled], device=device)
+        before = (scorer.r_nonblank, scorer.r_blank, scorer.last, scorer.empty)
+        scorer.advance(units)
+        scorer.r_nonblank = torch.where(active[:, None], scorer.r_nonblank, before[0])
+        scorer.r_blank = torch.where(active[:, None], scorer.r_blank, before[1])
+        scorer.last = torch.where(active, scorer.last, before[2])
+        scorer.empty = torch.where(active, scorer.empty, before[3])
 
 
 def _linear_recurrence(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:

@@ -10,12 +10,15 @@ the audio as it would read a (misspelt) text.
 
 from __future__ import annotations
 
+import unicodedata
+
 import torch
 from torch import nn
 
 from voxlm.text import normalize_text
 
 ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # the head's outputs, then the CTC blank (last)
+SPACE = ALPHABET.index(" ")
 
 
 def spell(text: str) -> list[int]:
@@ -23,6 +26,21 @@ def spell(text: str) -> list[int]:
     (and the spaces they leave collapsed), then each character's index."""
     kept = " ".join("".join(c for c in normalize_text(text) if c in ALPHABET).split())
     return [ALPHABET.index(c) for c in kept]
+
+
+def spell_piece(piece: str | None) -> tuple[int, ...]:
+    """The characters a piece of an LLM's text adds, as ``spell`` would read them in a whole
+    transcript: lowercased, whitespace and punctuation as spaces, anything else outside
+    ALPHABET (digits, symbols) dropped. Spaces are kept as they come: where a word starts is
+    for the caller to decide, since it depends on the text before. None (a special token) and
+    "" add nothing."""
+    units = []
+    for c in (piece or "").lower():
+        if c in ALPHABET:
+            units.append(ALPHABET.index(c))
+        elif c.isspace() or unicodedata.category(c).startswith("P"):
+            units.append(SPACE)
+    return tuple(units)
 
 
 def read_spelling(ids: list[int]) -> str:

@@ -255,6 +255,7 @@ def _all_words() -> frozenset[str]:
 
 
 VOCABULARY: frozenset[str] = _all_words()
+NOUNS: tuple[str, ...] = _SINGULARS + tuple(_MASS_NOUNS)  # what a sentence can be about
 
 
 @functools.cache

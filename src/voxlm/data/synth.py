@@ -62,6 +62,7 @@ __all__ = [
     "SynthOptions",
     "SynthReport",
     "read_text_file",
+    "spoken_text",
     "synthesize_corpus",
     "voice_exists",
 ]
@@ -295,10 +296,17 @@ def read_text_file(path: str | Path) -> list[str]:
         for number, line in enumerate(f, start=1):
             if re.search(r"\d", line):
                 raise ValueError(f"{path}:{number}: spell out numbers as words, got {line!r}")
-            text = " ".join(re.sub(r"[^a-z' ]+", " ", line.lower()).replace(" '", " ").split())
-            if text.strip("' "):
+            text = spoken_text(line)
+            if text:
                 sentences.append(text)
     return list(dict.fromkeys(sentences))
+
+
+def spoken_text(line: str) -> str:
+    """A line of written text as a transcript: lowercase letters, apostrophes and single
+    spaces; "" where nothing is left."""
+    text = " ".join(re.sub(r"[^a-z' ]+", " ", line.lower()).replace(" '", " ").split())
+    return text if text.strip("' ") else ""
 
 
 def _split_sentences(options: SynthOptions) -> dict[str, list[str]]:

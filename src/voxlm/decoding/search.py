@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from voxlm.ctc import CTCPrefixScorer
+from voxlm.ctc import CTCPrefixScorer, SpellingPrefixScorer
 from voxlm.decoding.options import DecodingOptions
 from voxlm.decoding.stopping import stop_rule
 from voxlm.decoding.words import WordScorer, WordState, WordStep, after
@@ -110,10 +110,14 @@ class BeamSearch:
         self.seq = model.assemble(audio, prompts, [[] for _ in prompts])
         self.slots = torch.arange(b, device=self.seq.embeds.device).repeat_interleave(k)
         self.ctc = None
-        # A character head cannot score the LLM's tokens: it only feeds the LLM's input.
-        spells_tokens = model.config.ctc_units == "tokens"
-        if options.ctc_weight > 0 and audio.ctc_log_probs is not None and spells_tokens:
-            self.ctc = CTCPrefixScorer(audio.ctc_log_probs, audio.mask.sum(1))
+        if options.ctc_weight > 0 and audio.ctc_log_probs is not None:
+            lengths = audio.mask.sum(1)
+            if model.config.ctc_units == "characters":  # the head spells: score each piece
+                self.ctc = SpellingPrefixScorer(
+                    audio.ctc_log_probs, lengths, model.token_text.piece
+                )
+            else:
+                self.ctc = CTCPrefixScorer(audio.ctc_log_probs, lengths)
             self.ctc.select(self.slots)
         self.w = options.ctc_weight if self.ctc is not None else 0.0
         self.words = WordScorer.create(options, model.token_text, self.eos)
