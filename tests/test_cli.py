@@ -8,6 +8,7 @@ import soundfile as sf
 from conftest import tone
 
 import voxlm.cli
+import voxlm.cli_synth
 from voxlm.cli import build_parser, main
 from voxlm.cli_flags import decoding_options, options_from_args
 from voxlm.demo import DemoOptions, demo_config
@@ -112,7 +113,7 @@ def test_a_bug_keeps_its_traceback(wav_file, monkeypatch):
     def broken_synth(args):
         raise AttributeError("'NoneType' object has no attribute 'words'")
 
-    monkeypatch.setattr(voxlm.cli, "_run_synth", broken_synth)
+    monkeypatch.setattr(voxlm.cli_synth, "_run_synth", broken_synth)
     with pytest.raises(AttributeError):
         main(["synth", "--output-dir", "x"])
 
