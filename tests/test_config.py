@@ -51,12 +51,11 @@ def test_the_docs_tables_list_the_registry(doc):
 def test_variant_models_are_unchanged_by_the_move_to_files(name):
     model = _json(get_config(name).model.__dict__)
     # Keys added since the snapshot: how long audio is windowed (voxlm-tiny: regions alone),
-    # what the CTC head spells, the letter noise of its embeddings in training.
+    # what the CTC head spells.
     tiny = name == "voxlm-tiny"
     assert model.pop("window_seconds") == (8 if tiny else None)
     assert model.pop("pack_windows") is (not tiny)
     assert model.pop("ctc_units") == "tokens"
-    assert model.pop("ctc_letter_noise") == 0.0
     assert model == BEFORE["variant_models"][name]
 
 

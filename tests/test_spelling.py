@@ -73,30 +73,6 @@ def test_ctc_embeddings_hand_the_llm_its_own_letter_embeddings():
     assert not letters[0, 0].any()
 
 
-def test_letter_noise_substitutes_the_units_heard_in_training_only():
-    model = chars_model(ctc_embeddings=True, ctc_letter_noise=0.3)
-    torch.manual_seed(0)
-    probs = torch.zeros(4, 1000, len(ALPHABET))
-    probs[:, ::2, ALPHABET.index("c")] = 0.9  # "c" heard in every other frame, blanks between
-    noisy = model._substitute_units(probs)
-    torch.testing.assert_close(noisy.sum(-1), probs.sum(-1))  # the mass heard stays put
-    assert ((noisy > 0).sum(-1) <= 1).all()  # a substituted frame hears one unit, whole
-    changed = (noisy != probs).any(-1)[:, ::2].float().mean()
-    # a frame is hit at the rate; 1 in len(ALPHABET) of the hits draws "c" again
-    assert abs(changed - 0.3 * (1 - 1 / len(ALPHABET))) < 0.03
-    audio, lengths = torch.from_numpy(tone(1.0))[None], torch.tensor([16000])
-    model.eval()
-    torch.testing.assert_close(
-        model.encode(audio, lengths).embeds, model.encode(audio, lengths).embeds
-    )
-    model.train()
-    assert not torch.equal(model.encode(audio, lengths).embeds, model.encode(audio, lengths).embeds)
-    with pytest.raises(ValueError, match="ctc_letter_noise needs model.ctc_embeddings"):
-        tiny_config(ctc=True, ctc_embeddings=False, ctc_positions=False, ctc_letter_noise=0.3)
-    with pytest.raises(ValueError, match=r"ctc_letter_noise must be in \[0, 1\), got 1.5"):
-        tiny_config(ctc=True, ctc_embeddings=True, ctc_letter_noise=1.5)
-
-
 def test_a_character_head_trains_with_the_llm_and_votes_on_its_tokens_letter_by_letter():
     model = chars_model(ctc_embeddings=True)
     out = model(batch(), ce_weight=1.0, ctc_weight=0.5)

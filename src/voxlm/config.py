@@ -60,10 +60,6 @@ class ModelConfig:
     ctc_units: str = "tokens"
     ctc_embeddings: bool = False  # add CTC-posterior-weighted token embeddings to the audio input
     ctc_positions: bool = False  # audio embeddings take the positions of the tokens CTC hears
-    # In training only, the share of the CTC head's frames whose unit ctc_embeddings hands the
-    # LLM is replaced by a random one: the head spells unseen voices worse than its training
-    # speech, so the LLM learns to correct the letters rather than copy them.
-    ctc_letter_noise: float = 0.0
     instruction: str = DEFAULT_INSTRUCTION
     # "plain": [instruction + newline][audio][newline][transcript], the shortest layout; "chat":
     # the LLM's own chat template around it (an instruct model's default system prompt included:
@@ -91,12 +87,6 @@ class ModelConfig:
             )
         if self.ctc_embeddings and not self.ctc:
             raise ValueError("model.ctc_embeddings needs model.ctc: true (it reads the CTC head)")
-        if not 0.0 <= self.ctc_letter_noise < 1.0:
-            raise ValueError(
-                f"model.ctc_letter_noise must be in [0, 1), got {self.ctc_letter_noise}"
-            )
-        if self.ctc_letter_noise and not self.ctc_embeddings:
-            raise ValueError("model.ctc_letter_noise needs model.ctc_embeddings: true")
         if self.ctc_positions and not self.ctc:
             raise ValueError("model.ctc_positions needs model.ctc: true (it reads the CTC head)")
         if self.ctc_units not in ("tokens", "characters"):

@@ -204,8 +204,7 @@ class VoxLM(nn.Module):
         if self.config.ctc_embeddings or self.config.ctc_positions:
             probs = ctc_log_probs.exp()[..., :-1] * mask[..., None]  # [B, T, V] no blank
             if self.config.ctc_embeddings:
-                heard = self._substitute_units(probs) if self.training else probs
-                embeds = embeds + self._ctc_token_embeddings(heard, embeds.shape[1])
+                embeds = embeds + self._ctc_token_embeddings(probs, embeds.shape[1])
             if self.config.ctc_positions:
                 token_index = self._ctc_token_index(probs.detach(), embeds.shape[1])
         return AudioFeatures(hidden, mask, embeds, embed_mask, token_index, ctc_log_probs)
@@ -226,22 +225,6 @@ class VoxLM(nn.Module):
         emitted = nn.functional.pad(emitted, (0, n * k - emitted.shape[1]))  # [B, N*K]
         before = emitted.cumsum(-1) - emitted  # [B, N*K] tokens emitted before each frame
         return before[:, k // 2 :: k].round().long()  # [B, N]
-
-    def _substitute_units(self, probs: torch.Tensor) -> torch.Tensor:
-        """Each frame's non-blank posteriors [B, T, V], with probability ``ctc_letter_noise``
-        moved whole onto one random unit.
-
-        Blank frames carry ~no mass, so what changes is the units heard: a substitution rate
-        on the letters the LLM reads, as a head trained on synthetic voices makes on real ones.
-        """
-        rate = self.config.ctc_letter_noise
-        if not rate:
-            return probs
-        b, t, v = probs.shape
-        hit = torch.rand(b, t, 1, device=probs.device) < rate
-        random = torch.randint(v, (b, t), device=probs.device)
-        moved = nn.functional.one_hot(random, v).to(probs.dtype) * probs.sum(-1, keepdim=True)
-        return torch.where(hit, moved, probs)
 
     def _ctc_token_embeddings(self, probs: torch.Tensor, n: int) -> torch.Tensor:
         """The LLM's own token embeddings, weighted by the CTC head's non-blank posteriors,
