@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from voxlm.model import VoxLM
 
@@ -132,3 +133,68 @@ def test_whisper_ctc_probe(synth_corpus, monkeypatch, capsys, tmp_path):
     assert '"real_english"' in capsys.readouterr().out
     monkeypatch.setattr(probe, "encode", None)  # a second run reads every state from the cache
     assert probe.main(argv)["curve"] == result["curve"]
+
+
+def frames_spelling(text: str, confusions: dict[int, str] | None = None) -> torch.Tensor:
+    """Log-probabilities [T, 29] of a head that hears ``text`` one character per two frames
+    (the second a blank), each frame 0.9 sure; ``confusions`` makes the character at an index
+    sound more like another one (0.55 against 0.4)."""
+    from voxlm.spelling import ALPHABET
+
+    blank, rows = len(ALPHABET), []
+    for i, ch in enumerate(text):
+        row = torch.full((blank + 1,), 0.1 / blank)
+        if confusions and i in confusions:
+            row[ALPHABET.index(confusions[i])], row[ALPHABET.index(ch)] = 0.55, 0.4
+        else:
+            row[ALPHABET.index(ch)] = 0.9
+        rows.append(row)
+        rows.append(torch.full((blank + 1,), 0.1 / blank).index_fill(0, torch.tensor(blank), 0.9))
+    return torch.stack(rows).log()
+
+
+def test_spelling_decode_keeps_to_the_word_list():
+    from voxlm.spelling import read_spelling
+
+    decode = load("spelling_decode")
+    heard = frames_spelling("the cat sat", confusions={5: "s"})  # "the cst sat" greedily
+    assert read_spelling(heard.argmax(-1).tolist()) == "the cst sat"
+    prior = decode.WordPrior(["the", "sat", "cat", "cst"])
+    assert decode.lexicon_beam(heard, prior, 0.5, 0.0, 8)[0][0] == "the cst sat"
+    prior = decode.WordPrior(["the", "sat", "cat"])
+    nbest = decode.lexicon_beam(heard, prior, 0.5, 0.0, 8)
+    assert nbest[0][0] == "the cat sat"
+    assert all(w in {"the", "sat", "cat"} for text, _ in nbest for w in text.split())
+    assert [s for _, s in nbest] == sorted((s for _, s in nbest), reverse=True)
+
+
+def test_spelling_decode_runs_on_a_character_model(tmp_path, synth_corpus, capsys):
+    from test_spelling import chars_model
+
+    chars_model().save_pretrained(tmp_path / "m")
+    words = tmp_path / "words.txt"
+    words.write_text(
+        "\n".join(["the", "a", *sorted({w for u in synth_words(synth_corpus) for w in u})])
+    )
+    argv = ["--model", str(tmp_path / "m"), "--data", str(synth_corpus / "dev.jsonl")]
+    result = load("spelling_decode").main(
+        [*argv, "--words", str(words), "--beam", "4", "--rescore", "1"]
+    )
+    assert set(result["runs"]) == {
+        "greedy",
+        "lexicon alpha=0.5 beta=0.0",
+        "lexicon alpha=0.5 beta=0.0 + LLM x1.0",
+    }
+    listed = set(words.read_text().split())
+    for name, run in result["runs"].items():
+        assert len(run["examples"]) == 2 and run["wer"] >= 0
+        if name != "greedy":
+            assert all(w in listed for e in run["examples"] for w in e["hyp"].split())
+    assert "greedy: WER" in capsys.readouterr().out
+
+
+def synth_words(corpus: Path) -> list[list[str]]:
+    from voxlm.data.manifest import read_manifest
+    from voxlm.text import normalize_text
+
+    return [normalize_text(u.text).split() for u in read_manifest(corpus / "train.jsonl")]
