@@ -2,135 +2,41 @@
 
 The LLM of a ``model.ctc_units: characters`` model reads the letters its head hears, yet on
 real speech the LLM's transcript can be far worse than the letters (BENCHMARKS.md, "voxlm-smol
-reads its own letters"). This measures the head without the LLM, two ways, on any manifest:
+reads its own letters"). This measures the head read without the LLM writing, on any manifest:
 
 1. greedy: the frame-wise argmax (``voxlm.spelling.read_spelling``);
-2. lexicon: a CTC prefix beam search over the head's characters (Hannun et al., 2014,
-   "First-Pass Large Vocabulary Continuous Speech Recognition using Bi-Directional Recurrent
-   DNNs") in which every word must be in a word list and each finished word adds
-   ``alpha * log p(word) + beta``, p a Zipf prior over the list's order (most frequent first):
-   p(rank r) proportional to 1 / r.
+2. lexicon: ``voxlm.decoding.letters.lexicon_beam``, a CTC prefix beam search over the head's
+   characters in which every word must be in a word list (most frequent first) and each
+   finished word adds ``alpha * log p(word) + beta``, p a Zipf prior over the list's order;
+3. ``--rescore``: the final beam rescored by the model's own LLM (the audio, the default
+   instruction, each hypothesis teacher-forced): beam score + weight * log p_LLM, per weight.
+
+Letters-first decoding in ``VoxLM.transcribe`` (``DecodingOptions.letters_beam``) is 2 and 3
+with one setting; this script scores a grid of them, to choose one on a dev split.
 
     python benchmarks/spelling_decode.py --model DIR --data MANIFEST --words LIST \
         [--alpha 0.5] [--beta 0] [--beam 16] [--rescore 2] [--output runs/spelling.json]
 
-``--alpha`` and ``--beta`` take several values (a grid); every setting is scored. The defaults
-are the best of a grid on a synthetic dev split (BENCHMARKS.md, "Letters first"). ``--rescore
-0.25 0.5 ...`` adds, per weight, the final beam rescored by the model's own LLM (the audio, the
-default instruction, each hypothesis teacher-forced): beam score + weight * log p_LLM.
+``--alpha``, ``--beta`` and ``--rescore`` take several values (a grid); every setting is
+scored. The defaults are the best of a grid on a synthetic dev split (BENCHMARKS.md, "Letters
+first").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-from collections import defaultdict
 from pathlib import Path
 
 import torch
 
 from voxlm.audio import load_audio
 from voxlm.data.manifest import read_manifest
+from voxlm.decoding.letters import lexicon_beam, token_log_probs, word_log_prior
 from voxlm.evaluate import char_error_rate, word_error_rate
 from voxlm.lexicon import Lexicon
 from voxlm.model import AudioFeatures, VoxLM
-from voxlm.spelling import ALPHABET, SPACE, read_spelling
-from voxlm.text import normalize_text
-
-BLANK = len(ALPHABET)
-PRUNE = math.log(1e-4)  # characters less likely than this in a frame are not extended
-
-
-def logsumexp(a: float, b: float) -> float:
-    if a == -math.inf:
-        return b
-    if b == -math.inf:
-        return a
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
-
-
-class WordPrior:
-    """A word list (most frequent first) as a lexicon and a Zipf log-probability per word."""
-
-    def __init__(self, words: list[str]) -> None:
-        self.lexicon = Lexicon(words)  # compares words as normalize_text writes them
-        ranked = [w for text in words for w in normalize_text(text).split()]
-        norm = math.log(sum(1.0 / (r + 1) for r in range(len(ranked))))
-        self.log_p: dict[str, float] = {}
-        for rank, word in enumerate(ranked):
-            self.log_p.setdefault(word, -math.log(rank + 1) - norm)
-
-
-def lexicon_beam(
-    log_probs: torch.Tensor, prior: WordPrior, alpha: float, beta: float, beam: int
-) -> list[tuple[str, float]]:
-    """CTC prefix beam search over characters, words restricted to ``prior``'s list: the final
-    beam as (text, score), best first."""
-    lp = log_probs.tolist()  # [T][C]
-    # prefix (text) -> [log p ending in blank, log p ending in a character, word score]
-    beams: dict[str, list[float]] = {"": [0.0, -math.inf, 0.0]}
-    for frame in lp:
-        chars = [c for c in range(BLANK) if frame[c] > PRUNE]
-        nxt: dict[str, list[float]] = defaultdict(lambda: [-math.inf, -math.inf, 0.0])
-        for prefix, (pb, pnb, words) in beams.items():
-            total = logsumexp(pb, pnb)
-            entry = nxt[prefix]  # stay: a blank, or the last character repeated
-            entry[0] = logsumexp(entry[0], total + frame[BLANK])
-            if prefix:
-                entry[1] = logsumexp(entry[1], pnb + frame[ALPHABET.index(prefix[-1])])
-            entry[2] = words
-            partial = prefix.rsplit(" ", 1)[-1]
-            for c in chars:
-                ch = ALPHABET[c]
-                if c == SPACE:
-                    if not partial:
-                        continue  # no empty words
-                    if partial not in prior.lexicon:
-                        continue
-                    score = words + alpha * prior.log_p[partial] + beta
-                elif not prior.lexicon.is_prefix(partial + ch):
-                    continue
-                else:
-                    score = words
-                extended = prefix + ch
-                # a repeated character needs a blank between: only pb extends it
-                p = (pb if prefix and prefix[-1] == ch else total) + frame[c]
-                entry = nxt[extended]
-                entry[1] = logsumexp(entry[1], p)
-                entry[2] = score
-        ranked = sorted(nxt.items(), key=lambda kv: logsumexp(kv[1][0], kv[1][1]) + kv[1][2])
-        beams = dict(ranked[-beam:])
-
-    def final(item: tuple[str, list[float]]) -> float:
-        prefix, (pb, pnb, words) = item
-        last = prefix.rsplit(" ", 1)[-1]
-        if last:
-            if last not in prior.lexicon:
-                return -math.inf
-            words += alpha * prior.log_p[last] + beta
-        return logsumexp(pb, pnb) + words
-
-    ended = sorted(
-        ((" ".join(p.split()), final((p, v))) for p, v in beams.items()), key=lambda x: -x[1]
-    )
-    return [(text, score) for text, score in ended if score > -math.inf] or [("", 0.0)]
-
-
-@torch.no_grad()
-def llm_log_prob(model: VoxLM, features: AudioFeatures, texts: list[str]) -> list[float]:
-    """Each text's log-probability (its EOS included) under the model's LLM, given the audio:
-    the teacher-forced pass of training, one row per text."""
-    prompt = model.prompt()
-    scores = []
-    for ids in model.tokenize(texts):
-        seq = model.assemble(features, [prompt], [ids])
-        logits = model._run_llm(seq, use_cache=False).logits[0, :-1].float()
-        labels = seq.labels[0, 1:]
-        kept = labels != -100
-        scores.append(logits[kept].log_softmax(-1).gather(1, labels[kept, None]).sum().item())
-    return scores
+from voxlm.spelling import read_spelling
 
 
 @torch.no_grad()
@@ -144,6 +50,10 @@ def encode(model: VoxLM, path: str) -> AudioFeatures:
 
 def head_log_probs(features: AudioFeatures) -> torch.Tensor:
     return features.ctc_log_probs[0, : int(features.mask[0].sum())].cpu()
+
+
+def tokenize(model: VoxLM, nbest: list[tuple[str, float]]) -> list[list[int]]:
+    return [row[:-1] for row in model.tokenize([text for text, _ in nbest])]  # no EOS
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -166,20 +76,21 @@ def main(argv: list[str] | None = None) -> dict:
 
     model = VoxLM.from_pretrained(args.model).eval()
     utterances = read_manifest(args.data)
-    prior = WordPrior(args.words.read_text(encoding="utf-8").split())
+    lexicon = Lexicon.from_file(args.words)
+    prior = word_log_prior(lexicon)
     features = [encode(model, u.audio_path) for u in utterances]
     log_probs = [head_log_probs(f) for f in features]
     refs = [u.text for u in utterances]
     runs = {"greedy": [read_spelling(lp.argmax(-1).tolist()) for lp in log_probs]}
     for alpha in args.alpha:
         for beta in args.beta:
-            nbest = [lexicon_beam(lp, prior, alpha, beta, args.beam) for lp in log_probs]
+            nbest = [lexicon_beam(lp, lexicon, prior, alpha, beta, args.beam) for lp in log_probs]
             runs[f"lexicon alpha={alpha} beta={beta}"] = [n[0][0] for n in nbest]
             if not args.rescore:
                 continue
             llm = [
-                llm_log_prob(model, f, [t for t, _ in n])
-                for f, n in zip(features, nbest, strict=True)
+                [float(lp.sum()) for lp in token_log_probs(model, f, model.prompt(), ids)]
+                for f, ids in zip(features, [tokenize(model, n) for n in nbest], strict=True)
             ]
             for lam in args.rescore:
                 runs[f"lexicon alpha={alpha} beta={beta} + LLM x{lam}"] = [
@@ -189,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "model": args.model,
         "data": str(args.data),
-        "words": f"{args.words} ({len(prior.lexicon)} words)",
+        "words": f"{args.words} ({len(lexicon)} words)",
         "beam": args.beam,
         "runs": {
             name: {

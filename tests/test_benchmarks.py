@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from voxlm.model import VoxLM
 
@@ -133,39 +132,6 @@ def test_whisper_ctc_probe(synth_corpus, monkeypatch, capsys, tmp_path):
     assert '"real_english"' in capsys.readouterr().out
     monkeypatch.setattr(probe, "encode", None)  # a second run reads every state from the cache
     assert probe.main(argv)["curve"] == result["curve"]
-
-
-def frames_spelling(text: str, confusions: dict[int, str] | None = None) -> torch.Tensor:
-    """Log-probabilities [T, 29] of a head that hears ``text`` one character per two frames
-    (the second a blank), each frame 0.9 sure; ``confusions`` makes the character at an index
-    sound more like another one (0.55 against 0.4)."""
-    from voxlm.spelling import ALPHABET
-
-    blank, rows = len(ALPHABET), []
-    for i, ch in enumerate(text):
-        row = torch.full((blank + 1,), 0.1 / blank)
-        if confusions and i in confusions:
-            row[ALPHABET.index(confusions[i])], row[ALPHABET.index(ch)] = 0.55, 0.4
-        else:
-            row[ALPHABET.index(ch)] = 0.9
-        rows.append(row)
-        rows.append(torch.full((blank + 1,), 0.1 / blank).index_fill(0, torch.tensor(blank), 0.9))
-    return torch.stack(rows).log()
-
-
-def test_spelling_decode_keeps_to_the_word_list():
-    from voxlm.spelling import read_spelling
-
-    decode = load("spelling_decode")
-    heard = frames_spelling("the cat sat", confusions={5: "s"})  # "the cst sat" greedily
-    assert read_spelling(heard.argmax(-1).tolist()) == "the cst sat"
-    prior = decode.WordPrior(["the", "sat", "cat", "cst"])
-    assert decode.lexicon_beam(heard, prior, 0.5, 0.0, 8)[0][0] == "the cst sat"
-    prior = decode.WordPrior(["the", "sat", "cat"])
-    nbest = decode.lexicon_beam(heard, prior, 0.5, 0.0, 8)
-    assert nbest[0][0] == "the cat sat"
-    assert all(w in {"the", "sat", "cat"} for text, _ in nbest for w in text.split())
-    assert [s for _, s in nbest] == sorted((s for _, s in nbest), reverse=True)
 
 
 def test_spelling_decode_runs_on_a_character_model(tmp_path, synth_corpus, capsys):

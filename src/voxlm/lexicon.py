@@ -21,11 +21,15 @@ class Lexicon:
     """A sorted word list that answers "can this text still become listed words?"."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        listed = {w for text in words for w in normalize_text(text).split()}
-        if not listed:
+        ranks: dict[str, int] = {}
+        for text in words:
+            for word in normalize_text(text).split():
+                ranks.setdefault(word, len(ranks))
+        if not ranks:
             raise ValueError("a lexicon needs at least one word")
-        self.words = tuple(sorted(listed))
-        self._set = frozenset(self.words)
+        self.ranks = ranks  # each word's place at its first appearance: a word list's order
+        self.words = tuple(sorted(ranks))
+        self._set = frozenset(ranks)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Lexicon:

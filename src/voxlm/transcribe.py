@@ -13,6 +13,7 @@ import torch
 from voxlm import silero, vad
 from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.decoding import Decoded, DecodingOptions
+from voxlm.decoding.letters import LetterSearch
 from voxlm.decoding.search import BeamSearch
 from voxlm.encoder import ENCODER_FRAME_SECONDS
 from voxlm.results import STOP_EOS, STOP_NO_SPEECH, Transcript, Word
@@ -140,7 +141,9 @@ def _decode_batch(
     prompts = [model.prompt(instruction)] * len(windows)
     budgets = [token_budget(model, len(w.audio) / SAMPLE_RATE, options) for w in windows]
     with stage("prefill"):
-        search = BeamSearch(model, features, prompts, options)
+        search = (LetterSearch if options.letters_beam else BeamSearch)(
+            model, features, prompts, options
+        )
     decoded = search.run(budgets)
     with stage("aligner pass"):
         tokens = [d.tokens for d in decoded]

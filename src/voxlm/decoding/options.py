@@ -43,6 +43,14 @@ class DecodingOptions:
     contested. The n-gram model does not enter token probabilities, only the beam's scores (and
     so the n-best agreement that also weighs each word's confidence).
 
+    ``letters_beam`` > 0 decodes a model whose CTC head spells characters letters first
+    (``voxlm.decoding.letters``): a ``letters_beam``-wide CTC beam search over the head's
+    characters keeps to the ``lexicon``'s words (needed; a word list, most frequent word first),
+    each word adding ``word_prior_weight`` times its Zipf log prior by rank and ``word_bonus``,
+    and the LLM rescores the final beam at ``letters_llm_weight``. The LLM then does not write:
+    ``ctc_weight``, ``beam_size``, ``ngram`` and the stop rules other than the token budget do
+    not apply.
+
     ``vad`` chooses the speech detector behind ``no_speech_check`` and the cutting of long audio
     into windows: ``silero`` (Silero VAD, ``voxlm.silero``; its thresholds are ``vad_threshold``,
     ``min_speech_ms``, ``min_silence_ms`` and ``speech_pad_ms``) decodes only windows of speech,
@@ -74,6 +82,9 @@ class DecodingOptions:
     ngram_weight: float = 0.5
     word_bonus: float = 0.0
     confidence_temperature: float = 1.0
+    letters_beam: int = 0
+    word_prior_weight: float = 0.5
+    letters_llm_weight: float = 2.0
     no_speech_check: bool = True
     word_confidence: str = "geometric"  # see timing.word_confidence
     median_filter_width: int = 3
@@ -100,12 +111,15 @@ class DecodingOptions:
             raise ValueError(f"window_seconds must be > 0, got {self.window_seconds}")
         if not 0 <= self.ctc_weight <= 1:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
-        if self.ngram_weight < 0:
-            raise ValueError(f"ngram_weight must be >= 0, got {self.ngram_weight}")
+        for name in ("ngram_weight", "letters_beam", "word_prior_weight", "letters_llm_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.confidence_temperature <= 0:
             raise ValueError(
                 f"confidence_temperature must be > 0, got {self.confidence_temperature}"
             )
+        if self.letters_beam and self.lexicon is None:
+            raise ValueError("letters_beam needs a lexicon: a word list, most frequent first")
         for name in ("beam_size", "ctc_candidates", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
