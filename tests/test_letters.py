@@ -45,6 +45,7 @@ def test_the_lexicon_beam_keeps_to_listed_words():
     assert nbest[0][0] == "the cat sat"
     assert all(w in {"the", "sat", "cat"} for text, _ in nbest for w in text.split())
     assert [s for _, s in nbest] == sorted((s for _, s in nbest), reverse=True)
+    assert len({text for text, _ in nbest}) == len(nbest)  # a trailing space is the same text
 
 
 def test_the_word_prior_follows_the_lists_order():

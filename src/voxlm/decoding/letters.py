@@ -96,14 +96,15 @@ def lexicon_beam(
         best = sorted(grown.items(), key=lambda kv: _add(kv[1][0], kv[1][1]) + kv[1][2])
         beams = dict(best[-beam:])
 
-    ended = []
+    ended: dict[str, float] = {}  # "the cat" and "the cat " are one transcript: the best
     for prefix, (p_blank, p_char, words) in beams.items():
         last = prefix.rsplit(" ", 1)[-1]
         if last and last not in lexicon:
             continue
-        end = word_score(last) if last else 0.0
-        ended.append((prefix.strip(), _add(p_blank, p_char) + words + end))
-    return sorted(ended, key=lambda h: -h[1]) or [("", 0.0)]
+        score = _add(p_blank, p_char) + words + (word_score(last) if last else 0.0)
+        text = prefix.strip()
+        ended[text] = max(score, ended.get(text, -math.inf))
+    return sorted(ended.items(), key=lambda h: -h[1]) or [("", 0.0)]
 
 
 @torch.no_grad()
