@@ -52,10 +52,6 @@ def head_log_probs(features: AudioFeatures) -> torch.Tensor:
     return features.ctc_log_probs[0, : int(features.mask[0].sum())].cpu()
 
 
-def tokenize(model: VoxLM, nbest: list[tuple[str, float]]) -> list[list[int]]:
-    return [row[:-1] for row in model.tokenize([text for text, _ in nbest])]  # no EOS
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="a saved model with a character head")
@@ -81,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     features = [encode(model, u.audio_path) for u in utterances]
     log_probs = [head_log_probs(f) for f in features]
     refs = [u.text for u in utterances]
+    prompt = model.prompt()
     runs = {"greedy": [read_spelling(lp.argmax(-1).tolist()) for lp in log_probs]}
     for alpha in args.alpha:
         for beta in args.beta:
@@ -89,8 +86,11 @@ def main(argv: list[str] | None = None) -> dict:
             if not args.rescore:
                 continue
             llm = [
-                [float(lp.sum()) for lp in token_log_probs(model, f, model.prompt(), ids)]
-                for f, ids in zip(features, [tokenize(model, n) for n in nbest], strict=True)
+                [
+                    float(lp.sum())
+                    for lp in token_log_probs(model, f, 0, prompt, [t for t, _ in n])[1]
+                ]
+                for f, n in zip(features, nbest, strict=True)
             ]
             for lam in args.rescore:
                 runs[f"lexicon alpha={alpha} beta={beta} + LLM x{lam}"] = [

@@ -29,7 +29,6 @@ class Lexicon:
             raise ValueError("a lexicon needs at least one word")
         self.ranks = ranks  # each word's place at its first appearance: a word list's order
         self.words = tuple(sorted(ranks))
-        self._set = frozenset(ranks)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Lexicon:
@@ -43,7 +42,7 @@ class Lexicon:
         return len(self.words)
 
     def __contains__(self, word: str) -> bool:
-        return word in self._set
+        return word in self.ranks
 
     def is_prefix(self, partial: str) -> bool:
         """Whether some listed word starts with ``partial``."""
@@ -61,10 +60,10 @@ class Lexicon:
 
     def accepts(self, finished: list[str], partial: str) -> bool:
         """Whether every finished word is listed and the unfinished one can still become one."""
-        if any(word not in self._set for word in finished):
+        if any(word not in self.ranks for word in finished):
             return False
         return not partial or self.is_prefix(partial)
 
     def can_end(self, partial: str) -> bool:
         """Whether a transcript whose unfinished word is ``partial`` may end here."""
-        return not partial or partial in self._set
+        return not partial or partial in self.ranks

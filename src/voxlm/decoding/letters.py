@@ -109,20 +109,19 @@ def lexicon_beam(
 
 @torch.no_grad()
 def token_log_probs(
-    model: VoxLM, audio: AudioFeatures, prompt: Prompt, ids: list[list[int]]
-) -> list[torch.Tensor]:
-    """log p_LLM of each hypothesis's tokens, then of its EOS, given one row of ``audio``: the
-    teacher-forced pass of training, one row per hypothesis."""
-    eos = model.tokenizer.eos_token_id
-    seq = model.assemble(
-        _rows(audio, [0] * len(ids)), [prompt] * len(ids), [[*t, eos] for t in ids]
-    )
+    model: VoxLM, audio: AudioFeatures, row: int, prompt: Prompt, texts: list[str]
+) -> tuple[list[list[int]], list[torch.Tensor]]:
+    """Each hypothesis's token ids (no EOS), and log p_LLM of each of its tokens and then of its
+    EOS, given row ``row`` of ``audio``: the teacher-forced pass of training, one row per text."""
+    with_eos = model.tokenize(texts)
+    seq = model.assemble(_rows(audio, [row] * len(texts)), [prompt] * len(texts), with_eos)
     logits = model.llm(
         inputs_embeds=seq.embeds, attention_mask=seq.attention_mask, position_ids=seq.position_ids
     ).logits[:, :-1]
     labels = seq.labels[:, 1:]
     picked = logits.float().log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
-    return [row[label != -100].cpu() for row, label in zip(picked, labels, strict=True)]
+    log_probs = [p[label != -100].cpu() for p, label in zip(picked, labels, strict=True)]
+    return [t[:-1] for t in with_eos], log_probs
 
 
 def _rows(audio: AudioFeatures, index: list[int]) -> AudioFeatures:
@@ -164,8 +163,7 @@ class LetterSearch:
             log_probs, o.lexicon, self.prior, o.word_prior_weight, o.word_bonus, o.letters_beam
         )
         texts = [text for text, _ in nbest]
-        ids = [row[:-1] for row in self.model.tokenize(texts)]  # tokenize appends EOS
-        llm = token_log_probs(self.model, _rows(self.audio, [i]), self.prompts[i], ids)
+        ids, llm = token_log_probs(self.model, self.audio, i, self.prompts[i], texts)
         scores = [
             s + o.letters_llm_weight * float(lp.sum())
             for (_, s), lp in zip(nbest, llm, strict=True)
