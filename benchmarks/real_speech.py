@@ -194,6 +194,8 @@ def build_systems(args: argparse.Namespace, scratch: Path) -> tuple[dict, dict, 
         label = f"voxlm {Path(path).name}"
         systems[label] = VoxLMSystem(model)
         timestampers[f"{label} aligner (forced)"] = VoxLMTimestamper(model)
+        if model.config.ctc_units == "characters":
+            timestampers[f"{label} letters (forced)"] = VoxLMTimestamper(model, letters=True)
     return systems, timestampers, f"{short(whispers[0])} (transformers)"
 
 

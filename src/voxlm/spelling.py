@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import unicodedata
 
+import numpy as np
 import torch
 from torch import nn
 
+from voxlm.encoder import ENCODER_FRAME_SECONDS
 from voxlm.text import normalize_text
 
 ALPHABET = " abcdefghijklmnopqrstuvwxyz'"  # the head's outputs, then the CTC blank (last)
 SPACE = ALPHABET.index(" ")
+# How late the head's first letter of a word comes after the word's onset: the median lag of
+# voxlm-smol's head on its synthetic dev split (exact onsets), 49 ms (BENCHMARKS.md, "Word
+# times from the letters"). Taken off every word time that ``word_seconds`` reads.
+ONSET_LAG_SECONDS = 0.05
 
 
 def spell(text: str) -> list[int]:
@@ -95,3 +101,54 @@ def letter_token_ids(tokenizer) -> list[int]:
             )
         ids.append(tokens[0])
     return ids
+
+
+def letter_frames(log_probs: np.ndarray, labels: list[int]) -> np.ndarray:
+    """CTC forced alignment: the most likely path (Viterbi) of ``labels`` through a character
+    head's log-probabilities [T, len(ALPHABET) + 1] (blank last) -> each label's frames on
+    that path, [first, last + 1), as an int array [len(labels), 2]. Raises ValueError where
+    the frames are too few to spell the labels."""
+    blank = len(ALPHABET)
+    states = np.full(2 * len(labels) + 1, blank)  # blank, l1, blank, l2, ..., blank
+    states[1::2] = labels
+    n_frames, n_states = len(log_probs), len(states)
+    skip = np.zeros(n_states, dtype=bool)  # a letter may follow the letter before directly
+    skip[3::2] = states[3::2] != states[1:-2:2]
+    score = np.full(n_states, -np.inf)
+    score[:2] = log_probs[0, states[:2]]
+    back = np.zeros((n_frames, n_states), dtype=np.int8)  # states stepped back from
+    for t in range(1, n_frames):
+        moves = np.full((3, n_states), -np.inf)
+        moves[0] = score
+        moves[1, 1:] = score[:-1]
+        moves[2, 2:] = np.where(skip[2:], score[:-2], -np.inf)
+        back[t] = moves.argmax(0)
+        score = moves.max(0) + log_probs[t, states]
+    end = n_states - 1 if n_states == 1 or score[-1] >= score[-2] else n_states - 2
+    if not np.isfinite(score[end]):
+        raise ValueError(f"{n_frames} frames are too few to spell {len(labels)} letters")
+    path = np.empty(n_frames, dtype=np.int64)
+    for t in range(n_frames - 1, -1, -1):
+        path[t] = end
+        end -= int(back[t, end])
+    frames = np.zeros((len(labels), 2), dtype=np.int64)
+    for k in range(len(labels)):
+        hit = np.flatnonzero(path == 2 * k + 1)
+        frames[k] = hit[0], hit[-1] + 1
+    return frames
+
+
+def word_seconds(log_probs: np.ndarray, text: str) -> np.ndarray:
+    """Each word of ``text`` (as ``spell`` reads it) timed by ``letter_frames``: from its first
+    letter's first frame to its last letter's last, in seconds, ``ONSET_LAG_SECONDS`` earlier
+    and not before 0 -> float array [n_words, 2]."""
+    labels = spell(text)
+    frames = letter_frames(log_probs, labels)
+    starts = [k for k, c in enumerate(labels) if c != SPACE and (k == 0 or labels[k - 1] == SPACE)]
+    ends = [
+        k
+        for k, c in enumerate(labels)
+        if c != SPACE and (k + 1 == len(labels) or labels[k + 1] == SPACE)
+    ]
+    spans = np.stack([frames[starts, 0], frames[ends, 1]], axis=1) * ENCODER_FRAME_SECONDS
+    return np.clip(spans - ONSET_LAG_SECONDS, 0.0, None).reshape(-1, 2)

@@ -27,6 +27,7 @@ from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.data.manifest import Utterance, WordTiming, read_manifest, write_manifest
 from voxlm.encoder import ENCODER_FRAME_SECONDS, SAMPLES_PER_ENCODER_FRAME, encoder_frames
 from voxlm.labels import token_word_index
+from voxlm.spelling import word_seconds
 from voxlm.text import TokenText, piece_word_index
 from voxlm.timing import median_filter, timing_tokens, token_spans
 from voxlm.vad import VadOptions, frame_energy_db, speech_bounds
@@ -247,12 +248,17 @@ class VoxLMTimestamper:
 
     The same pass as inference (``VoxLM.aligner_attention``) with the reference tokens in
     place of generated ones, and the tokens mapped to words as in training
-    (``labels.token_word_index``), so the times are what phase 2 would learn from.
+    (``labels.token_word_index``), so the times are what phase 2 would learn from. With
+    ``letters``, a model with a character head times the words by the letters it hears
+    instead (``voxlm.spelling.word_seconds``), as letters-first decoding does.
     """
 
-    def __init__(self, model: VoxLM, median_filter_width: int = 3) -> None:
+    def __init__(self, model: VoxLM, median_filter_width: int = 3, letters: bool = False) -> None:
+        if letters and model.config.ctc_units != "characters":
+            raise ValueError("letters timing needs a model with a character CTC head")
         self.model = model.eval()
         self.median_filter_width = median_filter_width
+        self.letters = letters
 
     @torch.no_grad()
     def __call__(self, audio: np.ndarray, text: str) -> list[WordTiming]:
@@ -268,6 +274,15 @@ class VoxLMTimestamper:
         features = model.encode(
             wave.to(model.device), torch.tensor([wave.shape[1]], device=model.device)
         )
+        if self.letters:
+            n_frames = int(features.mask[0].sum())
+            log_probs = features.ctc_log_probs[0, :n_frames].float().cpu().numpy()
+            spans = word_seconds(log_probs, text)
+            if len(spans) != len(words):
+                raise ValueError(f"{text!r} spells {len(spans)} words for {len(words)}")
+            return [
+                WordTiming(w, float(a), float(b)) for w, (a, b) in zip(words, spans, strict=True)
+            ]
         ids = model.tokenize([text])[0]  # transcript tokens then EOS
         pieces = model.token_text.pieces(ids[:-1])
         token_word = token_word_index(pieces, [{"word": w} for w in words])

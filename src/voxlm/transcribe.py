@@ -145,11 +145,13 @@ def _decode_batch(
             model, features, prompts, options
         )
     decoded = search.run(budgets)
-    with stage("aligner pass"):
-        tokens = [d.tokens for d in decoded]
-        log_attn = model.aligner_attention(features, prompts, tokens, search.prefix())
+    log_attn: list[torch.Tensor | None] = [None] * len(decoded)
+    if any(d.spans is None for d in decoded):  # the search did not time its own tokens
+        with stage("aligner pass"):
+            tokens = [d.tokens for d in decoded]
+            log_attn = model.aligner_attention(features, prompts, tokens, search.prefix())
     return [
-        _words(model, d, a.float().cpu().numpy(), int(n), w, options)
+        _words(model, d, a, int(n), w, options)
         for d, a, n, w in zip(decoded, log_attn, features.mask.sum(1), windows, strict=True)
     ]
 
@@ -165,17 +167,23 @@ def token_budget(model: VoxLM, seconds: float, options: DecodingOptions) -> int:
 def _words(
     model: VoxLM,
     decoded: Decoded,
-    log_attn: np.ndarray,
+    log_attn: torch.Tensor | None,
     n_frames: int,
     window: Window,
     options: DecodingOptions,
 ) -> Transcript:
+    """One window's tokens -> timed words: the search's own times (``Decoded.spans``), else
+    DTW over the aligner's attention ``log_attn`` [tokens, frames]."""
     duration = len(window.audio) / SAMPLE_RATE
     if not decoded.tokens:
         return Transcript("", (), duration, decoded.stop_reason)
-    with stage("DTW"):
-        spans = token_spans(log_attn, n_frames, options.median_filter_width, edge_silence=True)
-    spans = spans * ENCODER_FRAME_SECONDS
+    if decoded.spans is not None:
+        spans = decoded.spans
+    else:
+        with stage("DTW"):
+            attn = log_attn.float().cpu().numpy()
+            spans = token_spans(attn, n_frames, options.median_filter_width, edge_silence=True)
+        spans = spans * ENCODER_FRAME_SECONDS
     spans = np.clip(spans, 0.0, duration) + window.offset
     with stage("words + confidence"):
         words = tokens_to_words(

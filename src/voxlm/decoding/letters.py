@@ -20,11 +20,13 @@ from collections import defaultdict
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from voxlm.decoding.search import Decoded
 from voxlm.results import STOP_EOS, STOP_MAX_TOKENS
-from voxlm.spelling import ALPHABET, SPACE
+from voxlm.spelling import ALPHABET, SPACE, word_seconds
+from voxlm.text import piece_word_index
 
 if TYPE_CHECKING:
     from voxlm.decoding.options import DecodingOptions
@@ -154,7 +156,7 @@ class LetterSearch:
         ]
 
     def prefix(self) -> None:
-        """No KV cache is kept: the aligner runs its own teacher-forced pass."""
+        """No KV cache is kept (the words are timed by their letters, ``Decoded.spans``)."""
         return None
 
     def _decode(self, i: int, log_probs: torch.Tensor, budget: int) -> Decoded:
@@ -172,4 +174,15 @@ class LetterSearch:
         tokens, probs = ids[best], llm[best][:-1].exp().tolist()  # the EOS's is not a token's
         stop = STOP_EOS if len(tokens) <= budget else STOP_MAX_TOKENS
         alternatives = [(t, s) for t, s in zip(ids, scores, strict=True)] if len(ids) > 1 else []
-        return Decoded(tokens[:budget], probs[:budget], stop, alternatives)
+        spans = self._spans(log_probs, tokens)
+        if spans is not None:
+            spans = spans[:budget]
+        return Decoded(tokens[:budget], probs[:budget], stop, alternatives, spans)
+
+    def _spans(self, log_probs: torch.Tensor, tokens: list[int]) -> np.ndarray | None:
+        """Each token's time, its word's as the head's letters place it (``word_seconds``);
+        None (the aligner times them) where the words' spelling and the tokens' disagree."""
+        pieces = [p.replace("▁", " ") for p in self.model.token_text.pieces(tokens)]
+        token_word, n_words = piece_word_index(pieces)
+        words = word_seconds(log_probs.numpy(), "".join(pieces))
+        return words[token_word] if len(words) == n_words else None

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from voxlm.ctc import CTCPrefixScorer, SpellingPrefixScorer
@@ -41,13 +42,16 @@ class Decoded:
     """One row's generated transcript tokens (EOS excluded) and each token's probability.
 
     ``alternatives``: with beam search, every transcript that ended with EOS (this one
-    among them) as (tokens, score), for n-best word posteriors.
+    among them) as (tokens, score), for n-best word posteriors. ``spans``: each token's
+    (start, end) in seconds of the window, where the search timed its own tokens (letters
+    first); else the aligner times them.
     """
 
     tokens: list[int]
     probs: list[float]
     stop_reason: str
     alternatives: list[tuple[list[int], float]] = field(default_factory=list)
+    spans: np.ndarray | None = None
 
 
 @dataclass
