@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from voxlm.audio import HOP_LENGTH, load_audio, log_mel_spectrogram
+from voxlm.audio import load_audio
 from voxlm.data.manifest import Utterance, read_manifest
-from voxlm.encoder import AudioEncoder, _attention_bias, _ceil_div
+from voxlm.encoder import AudioEncoder
 from voxlm.spelling import SpellingHead, spell
 
 
@@ -46,26 +46,23 @@ def layer_states(
     encoder: AudioEncoder, utterances: list[Utterance], batch: int = 16
 ) -> list[torch.Tensor]:
     """Each utterance's states after every encoder layer [T, L, D] (fp16), the last one
-    layer-normed as the encoder returns it."""
-    enc = encoder.backbone
+    layer-normed as the encoder returns it: the encoder's own pass, each layer's output
+    caught on its way."""
+    layers = encoder.backbone.layers
+    caught: list[torch.Tensor] = []
+    hooks = [layer.register_forward_hook(lambda m, i, o: caught.append(o)) for layer in layers]
     out: list[torch.Tensor] = []
-    for i in range(0, len(utterances), batch):
-        waves = [torch.from_numpy(load_audio(u.audio_path)) for u in utterances[i : i + batch]]
-        lengths = torch.tensor([len(w) for w in waves])
-        audio = nn.utils.rnn.pad_sequence(waves, batch_first=True)
-        mel = log_mel_spectrogram(audio, n_mels=enc.config.num_mel_bins, lengths=lengths)
-        mel = nn.functional.pad(mel, (0, mel.shape[-1] % 2))
-        x = nn.functional.gelu(enc.conv2(nn.functional.gelu(enc.conv1(mel)))).permute(0, 2, 1)
-        x = x + enc.embed_positions.weight[: x.shape[1]]
-        mask = torch.arange(x.shape[1])[None] < _ceil_div(lengths, 2 * HOP_LENGTH)[:, None]
-        bias = _attention_bias(mask, x.dtype)
-        states = []
-        for layer in enc.layers:
-            x = layer(x, bias)
-            states.append(x)
-        states[-1] = enc.layer_norm(x)
-        stacked = torch.stack(states, 2)  # [B, T, L, D]
-        out += [s[m].half() for s, m in zip(stacked, mask, strict=True)]
+    try:
+        for i in range(0, len(utterances), batch):
+            waves = [torch.from_numpy(load_audio(u.audio_path)) for u in utterances[i : i + batch]]
+            lengths = torch.tensor([len(w) for w in waves])
+            caught.clear()
+            final, mask = encoder(nn.utils.rnn.pad_sequence(waves, batch_first=True), lengths)
+            stacked = torch.stack([*caught[:-1], final], 2)  # [B, T, L, D]
+            out += [s[m].half() for s, m in zip(stacked, mask, strict=True)]
+    finally:
+        for hook in hooks:
+            hook.remove()
     return out
 
 
@@ -97,9 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     encoder = AudioEncoder.from_pretrained(args.encoder).eval()
     train_set = read_manifest(args.data / "train.jsonl")[: args.limit]
     test_set = read_manifest(args.data / "test.jsonl")
-    rows = [json.loads(line) for line in args.real.read_text().splitlines()]
-    english = {r["id"] for r in rows if r.get("language", "en") == "en"}
-    real = [u for u in read_manifest(args.real) if u.id in english]
+    real = probe.english_clips(args.real)
     started = time.monotonic()
     states = [layer_states(encoder, s) for s in (train_set, test_set, real)]
     print(f"encoding: {(time.monotonic() - started) / 60:.1f} min", flush=True)

@@ -66,6 +66,13 @@ def encode_cached(
     return states
 
 
+def english_clips(manifest: Path) -> list[Utterance]:
+    """The English utterances of a manifest (a line without a language counts as English)."""
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    english = {r["id"] for r in rows if r.get("language", "en") == "en"}
+    return [u for u in read_manifest(manifest) if u.id in english]
+
+
 def batches(states: list[torch.Tensor], targets: list[list[int]], size: int, seed: int):
     order = torch.randperm(len(states), generator=torch.Generator().manual_seed(seed)).tolist()
     for i in range(0, len(order), size):
@@ -137,12 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     encoder = AudioEncoder.from_pretrained(args.encoder).eval()
     train_set = read_manifest(args.data / "train.jsonl")[: args.limit]
     test_set = read_manifest(args.data / "test.jsonl")
-    english = {
-        json.loads(line)["id"]
-        for line in args.real.read_text().splitlines()
-        if json.loads(line).get("language", "en") == "en"
-    }
-    real = [u for u in read_manifest(args.real) if u.id in english]
+    real = english_clips(args.real)
     started = time.monotonic()
     train_states, test_states, real_states = (
         encode_cached(encoder, args.encoder, s, args.cache) for s in (train_set, test_set, real)

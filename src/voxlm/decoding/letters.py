@@ -182,7 +182,7 @@ class LetterSearch:
     def _spans(self, log_probs: torch.Tensor, tokens: list[int]) -> np.ndarray | None:
         """Each token's time, its word's as the head's letters place it (``word_seconds``);
         None (the aligner times them) where the words' spelling and the tokens' disagree."""
-        pieces = [p.replace("▁", " ") for p in self.model.token_text.pieces(tokens)]
+        pieces = self.model.token_text.pieces(tokens)
         token_word, n_words = piece_word_index(pieces)
         words = word_seconds(log_probs.numpy(), "".join(pieces))
         return words[token_word] if len(words) == n_words else None
