@@ -54,3 +54,16 @@ def test_aligner_learns_word_spans():
     # The cross-entropy cannot fall below the targets' entropy; what is left above it is KL.
     entropy = -(target * target.clamp_min(1e-12).log()).sum(-1)[mask].mean().item()
     assert losses[-1] - entropy < 0.2 * (losses[0] - entropy)
+
+
+def test_aligner_scores_in_float32_for_half_models_and_keep_float64():
+    """bf16 would lose the softmax's tails; a float64 model must not drop to float32 (the golden
+    recording relies on it to come out the same on every CPU)."""
+    torch.manual_seed(0)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    for dtype, expected in [(torch.bfloat16, torch.float32), (torch.float64, torch.float64)]:
+        aligner = Aligner(d_text=6, d_audio=5, d_model=4).to(dtype)
+        log_attn = aligner(
+            torch.randn(1, 3, 6, dtype=dtype), torch.randn(1, 4, 5, dtype=dtype), mask
+        )
+        assert log_attn.dtype == expected, dtype

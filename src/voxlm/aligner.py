@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from voxlm.precision import widen
+
 
 class Aligner(nn.Module):
     """Scores every (transcript token, audio frame) pair; trained on word timings.
@@ -40,13 +42,13 @@ class Aligner(nn.Module):
     ) -> torch.Tensor:
         """(B, L, Dt), (B, T, Da), (B, T) bool with True = valid -> log attention (B, L, T).
 
-        The result is float32 whatever the input dtype, so bf16 training stays stable in the
+        The result is at least float32 (``widen``), so bf16 training stays stable in the
         softmax. Invalid frames get the dtype's most negative finite value rather than -inf:
         a row whose frames are all masked then becomes uniform instead of NaN.
         """
         q = self.query(text_hidden)  # (B, L, D)
         k = self.key(audio_hidden)  # (B, T, D)
-        scores = (q @ k.transpose(1, 2)).float() / math.sqrt(self.d_model)  # (B, L, T)
+        scores = widen(q @ k.transpose(1, 2)) / math.sqrt(self.d_model)  # (B, L, T)
         scores = scores.masked_fill(~audio_mask[:, None, :], torch.finfo(scores.dtype).min)
         return scores.log_softmax(dim=-1)  # (B, L, T)
 

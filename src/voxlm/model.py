@@ -28,6 +28,7 @@ from voxlm.ctc import build_ctc_head, ctc_targets, span_ctc_loss
 from voxlm.encoder import AudioEncoder
 from voxlm.labels import alignment_targets, span_ctc_spans
 from voxlm.llm import Prompt, apply_lora, build_llm, build_prompt, load_tokenizer, torch_dtype
+from voxlm.precision import widen
 from voxlm.projector import Projector
 from voxlm.text import TokenText
 from voxlm.timer import stage
@@ -200,7 +201,7 @@ class VoxLM(nn.Module):
         embeds, embed_mask = self.projector(hidden.to(self.projector.down.weight.dtype), mask)
         token_index = ctc_log_probs = None
         if self.ctc_head is not None:  # once, for the CTC loss, decoding and the options below
-            ctc_log_probs = self.ctc_head(hidden).float().log_softmax(-1)  # [B, T, V + 1]
+            ctc_log_probs = widen(self.ctc_head(hidden)).log_softmax(-1)  # [B, T, V + 1]
         if self.config.ctc_embeddings or self.config.ctc_positions:
             probs = ctc_log_probs.exp()[..., :-1] * mask[..., None]  # [B, T, V] no blank
             if self.config.ctc_embeddings:
@@ -418,7 +419,7 @@ class VoxLM(nn.Module):
                 use_cache=False,
             )
             if ce_weight:
-                logits = out.logits[:, :-1].float()  # [B, keep - 1, V] predicts the next token
+                logits = widen(out.logits[:, :-1])  # [B, keep - 1, V] predicts the next token
                 target = seq.labels[:, -keep + 1 :]  # [B, keep - 1]
                 terms["ce"] = nn.functional.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
@@ -470,13 +471,12 @@ class VoxLM(nn.Module):
     ) -> torch.Tensor:
         assert audio.ctc_log_probs is not None, "config.ctc is off: this model has no CTC head"
         targets = ctc_targets(self.config.ctc_units, texts, tokens)
-        log_probs = audio.ctc_log_probs  # [B, T, V + 1]
         return nn.functional.ctc_loss(
-            log_probs.transpose(0, 1),  # [T, B, V + 1]
+            audio.ctc_log_probs.transpose(0, 1),  # [T, B, V + 1]
             torch.tensor([i for t in targets for i in t], dtype=torch.long, device=self.device),
             audio.mask.sum(1),
             torch.tensor([len(t) for t in targets], dtype=torch.long, device=self.device),
-            blank=log_probs.shape[-1] - 1,
+            blank=audio.ctc_log_probs.shape[-1] - 1,
             zero_infinity=True,
         )
 

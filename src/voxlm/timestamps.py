@@ -27,6 +27,7 @@ from voxlm.audio import SAMPLE_RATE, load_audio
 from voxlm.data.manifest import Utterance, WordTiming, read_manifest, write_manifest
 from voxlm.encoder import ENCODER_FRAME_SECONDS, SAMPLES_PER_ENCODER_FRAME, encoder_frames
 from voxlm.labels import token_word_index
+from voxlm.precision import widen
 from voxlm.spelling import word_seconds
 from voxlm.text import TokenText, piece_word_index
 from voxlm.timing import median_filter, timing_tokens, token_spans
@@ -199,9 +200,14 @@ class WhisperTimestamper:
         )
         n_frames = max(1, min(int(encoder_frames(len(audio))), out.cross_attentions[0].shape[-1]))
         rows = slice(len(self.prefix) - 1, len(ids) - 1)  # positions predicting text and EOS
-        weights = torch.stack(
-            [out.cross_attentions[layer][0, head, rows, :n_frames] for layer, head in self.heads]
-        ).float()  # [heads, tokens + 1, frames]
+        weights = widen(
+            torch.stack(
+                [
+                    out.cross_attentions[layer][0, head, rows, :n_frames]
+                    for layer, head in self.heads
+                ]
+            )
+        )  # [heads, tokens + 1, frames]
         std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
         weights = ((weights - mean) / std.clamp(min=1e-8)).cpu().numpy()
         matrix = median_filter(weights, self.median_filter_width).mean(0)  # [tokens + 1, frames]
@@ -276,7 +282,7 @@ class VoxLMTimestamper:
         )
         if self.letters:
             n_frames = int(features.mask[0].sum())
-            log_probs = features.ctc_log_probs[0, :n_frames].float().cpu().numpy()
+            log_probs = widen(features.ctc_log_probs[0, :n_frames]).cpu().numpy()
             spans = word_seconds(log_probs, text)
             if len(spans) != len(words):
                 raise ValueError(f"{text!r} spells {len(spans)} words for {len(words)}")
@@ -291,7 +297,7 @@ class VoxLMTimestamper:
         log_attn = model.aligner_attention(features, [model.prompt()], [ids[:-1]])  # [[X, T]]
         n_frames = int(features.mask[0].sum())
         spans = token_spans(
-            log_attn[0].float().cpu().numpy(),
+            widen(log_attn[0]).cpu().numpy(),
             n_frames,
             self.median_filter_width,
             edge_silence=True,

@@ -16,6 +16,7 @@ from voxlm.decoding import Decoded, DecodingOptions
 from voxlm.decoding.letters import LetterSearch
 from voxlm.decoding.search import BeamSearch
 from voxlm.encoder import ENCODER_FRAME_SECONDS
+from voxlm.precision import widen
 from voxlm.results import STOP_EOS, STOP_NO_SPEECH, Transcript, Word
 from voxlm.timer import stage
 from voxlm.timing import token_spans, tokens_to_words, word_posteriors
@@ -181,7 +182,7 @@ def _words(
         spans = decoded.spans
     else:
         with stage("DTW"):
-            attn = log_attn.float().cpu().numpy()
+            attn = widen(log_attn).cpu().numpy()
             spans = token_spans(attn, n_frames, options.median_filter_width, edge_silence=True)
         spans = spans * ENCODER_FRAME_SECONDS
     spans = np.clip(spans, 0.0, duration) + window.offset

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from voxlm.decoding.search import Decoded
+from voxlm.precision import widen
 from voxlm.results import STOP_EOS, STOP_MAX_TOKENS
 from voxlm.spelling import ALPHABET, SPACE, word_seconds
 from voxlm.text import piece_word_index
@@ -121,7 +122,7 @@ def token_log_probs(
         inputs_embeds=seq.embeds, attention_mask=seq.attention_mask, position_ids=seq.position_ids
     ).logits[:, :-1]
     labels = seq.labels[:, 1:]
-    picked = logits.float().log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    picked = widen(logits).log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
     log_probs = [p[label != -100].cpu() for p, label in zip(picked, labels, strict=True)]
     return [t[:-1] for t in with_eos], log_probs
 
@@ -151,7 +152,7 @@ class LetterSearch:
     def run(self, max_new_tokens: list[int]) -> list[Decoded]:
         lengths = self.audio.mask.sum(1).tolist()
         return [
-            self._decode(i, self.audio.ctc_log_probs[i, :n].float().cpu(), budget)
+            self._decode(i, widen(self.audio.ctc_log_probs[i, :n]).cpu(), budget)
             for i, (n, budget) in enumerate(zip(lengths, max_new_tokens, strict=True))
         ]
 

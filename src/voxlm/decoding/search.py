@@ -29,6 +29,7 @@ from voxlm.ctc import CTCPrefixScorer, SpellingPrefixScorer
 from voxlm.decoding.options import DecodingOptions
 from voxlm.decoding.stopping import stop_rule
 from voxlm.decoding.words import WordScorer, WordState, WordStep, after
+from voxlm.precision import widen
 from voxlm.results import STOP_EOS, STOP_MAX_TOKENS
 from voxlm.timer import count, stage
 
@@ -192,7 +193,7 @@ class BeamSearch:
         if self.options.ignore_eos:  # a benchmark's fixed amount of work: EOS is never chosen
             logits = logits.clone()
             logits[:, self.eos] = -math.inf
-        log_probs = logits.float().log_softmax(-1)  # [B*K, V]
+        log_probs = widen(logits).log_softmax(-1)  # [B*K, V]
         top = log_probs.topk(min(self.n_candidates, log_probs.shape[-1]), dim=-1)  # [B*K, C]
         tokens, step_scores = top.indices.cpu(), top.values.cpu()
         llm = self.llm_sum[:, None] + step_scores.double()  # [B*K, C]
@@ -202,7 +203,7 @@ class BeamSearch:
             ctc_scores = self.ctc.score(top.indices, self.eos).cpu()  # [B*K, C]
             heard = ctc_scores.isfinite().any(-1, keepdim=True)  # else the LLM decides alone
             step_scores = torch.where(
-                heard, (1 - self.w) * step_scores + self.w * ctc_scores.float(), step_scores
+                heard, (1 - self.w) * step_scores + self.w * widen(ctc_scores), step_scores
             )
             ctc = torch.where(heard, ctc_scores, self.ctc_prefix[:, None])
         scores = (1 - self.w) * llm + self.w * ctc  # [B*K, C]
@@ -215,7 +216,7 @@ class BeamSearch:
             scores = scores.masked_fill(blocked, -math.inf) + ngram
         t = self.options.confidence_temperature
         if self.ctc is None and self.words is None:  # the LLM's own probability
-            scaled = log_probs if t == 1 else (logits.float() / t).log_softmax(-1)
+            scaled = log_probs if t == 1 else (widen(logits) / t).log_softmax(-1)
             probs = scaled.gather(1, top.indices).exp().cpu()
         else:  # the token's share among the tokens that could be written
             probs = (step_scores / t).softmax(-1)
