@@ -4,8 +4,8 @@ frequent English words, one per line, for `voxlm synth --text-file`.
 A head trained only on the grammar's 1,084 words spells those words; strings of 3-12 words
 drawn from the most frequent English words (probability ~ frequency^power, so common words
 recur and rare ones are still heard) widen what it has heard without a text corpus. The word
-frequencies come from wordfreq (`pip install wordfreq`), used here and not a dependency of
-the package. Same arguments, same file.
+frequencies come from wordfreq (`pip install wordfreq`; the `real` extra installs it). Same
+arguments, same file.
 
     python benchmarks/word_strings.py --output mixed-text.txt [--grammar 2200] [--strings 2200]
         [--top 10000] [--power 0.7] [--seed 0]

@@ -73,11 +73,11 @@ def _transcribe_parser(sub) -> None:
 def _run_transcribe(args: argparse.Namespace) -> int:
     from voxlm.bulk import BulkOptions, launch_state, list_inputs, transcribe_sharded
 
-    options = decoding_options(args)
     bulk = BulkOptions(args.output_dir, args.format, args.instruction, args.overwrite)
     inputs = list_inputs(args.files, unique_names=args.output_dir is not None)
     state, device = launch_state(args.device)
     model = _load_model(args.model, device, args.quantize)
+    options = decoding_options(args, model.decoding)
     report = transcribe_sharded(model, inputs, options, bulk, state, sys.stdout)
     if state.is_main_process:
         print(report.describe(), file=sys.stderr)
@@ -281,7 +281,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     data = read_manifest(path) if path.is_file() else read_librispeech(path)
     evaluation = options_from_args(EvaluationOptions, args)
     model = _load_model(args.model, args.device, args.quantize)
-    options = decoding_options(args)
+    options = decoding_options(args, model.decoding)
     report, _ = evaluate(
         model, data[: args.limit], options.batch_size, options, evaluation=evaluation
     )
@@ -369,6 +369,44 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- ship ---------------------------------------------------------------------------------------
+def _ship_parser(sub) -> None:
+    p = sub.add_parser(
+        "ship",
+        help="package a saved model's trained parts (float16) and decoding as a named model",
+        description="Write src/voxlm/trained/NAME (package data): the model's config, its "
+        "trained weights in float16 and the decoding it was measured with, so that "
+        "--model NAME loads it on any machine with its backbones (voxlm.weights.ship).",
+    )
+    p.add_argument("model", type=Path, help="a saved model directory")
+    p.add_argument("--name", required=True, help="the name it loads by, e.g. voxlm-smol")
+    p.add_argument(
+        "--decoding",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a DecodingOptions field for decoding.json, e.g. letters_beam=16 or "
+        "lexicon=wordfreq:en:50000 (repeatable)",
+    )
+    p.set_defaults(run=_run_ship)
+
+
+def _run_ship(args: argparse.Namespace) -> int:
+    from voxlm.weights import ship
+
+    decoding = {}
+    for item in args.decoding:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--decoding {item!r}: expected FIELD=VALUE")
+        try:
+            decoding[field] = json.loads(value)
+        except json.JSONDecodeError:
+            decoding[field] = value  # a string: a lexicon source, a VAD name
+    print(ship(args.model, args.name, decoding))
+    return 0
+
+
 # ---- entry point --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -396,6 +434,7 @@ _PARSERS = [
     calibrate_parser,
     _demo_parser,
     _serve_parser,
+    _ship_parser,
     bench_parser,
 ]
 

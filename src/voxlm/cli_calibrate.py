@@ -59,7 +59,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model}: not a saved model directory (calibration.json goes in it)")
     data = read_manifest(args.data) if args.data.is_file() else read_librispeech(args.data)
     model = VoxLM.from_pretrained(args.model).to(args.device)
-    options = decoding_options(args)
+    options = decoding_options(args, model.decoding)
     calibration, report = fit_calibration(model, data[: args.limit], options)
     calibration.save(args.model)
     out = args.output_dir or args.model

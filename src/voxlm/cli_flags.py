@@ -57,6 +57,29 @@ class LazyFlagsParser(argparse.ArgumentParser):
         return super().format_usage()
 
 
+GIVEN = "given_flags"  # Namespace attribute: the dests of the flags on the command line
+
+
+def _record(namespace: argparse.Namespace, dest: str) -> None:
+    setattr(namespace, GIVEN, getattr(namespace, GIVEN, frozenset()) | {dest})
+
+
+class _Store(argparse.Action):
+    """Store the value and note that the flag was given (``options_from_args``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        _record(namespace, self.dest)
+
+
+class _Switch(argparse.BooleanOptionalAction):
+    """``--flag`` / ``--no-flag`` that notes it was given."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _record(namespace, self.dest)
+
+
 def add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = None) -> None:
     """One ``--flag`` per field of an options dataclass, with the field's default."""
     from voxlm.lexicon import Lexicon
@@ -66,7 +89,7 @@ def add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = 
         "float": float,
         "int": int,
         "Path": Path,
-        "Lexicon": file_argument("lexicon", Lexicon.from_file),
+        "Lexicon": file_argument("lexicon", Lexicon.load),
         "NGramLM": file_argument("n-gram text", NGramLM.from_file),
     }
     for field in dataclasses.fields(options):
@@ -77,17 +100,26 @@ def add_option_flags(parser: Any, options: type, helps: dict[str, str] | None = 
             parser.add_argument(
                 flag,
                 dest=field.name,
-                action=argparse.BooleanOptionalAction,
+                action=_Switch,
                 default=field.default,
                 help=(helps or {}).get(field.name),
             )
         else:
             kind = kinds.get(type_name, str)
-            parser.add_argument(flag, dest=field.name, type=kind, default=field.default, help=help_)
+            parser.add_argument(
+                flag, dest=field.name, action=_Store, type=kind, default=field.default, help=help_
+            )
 
 
-def options_from_args(options: type, args: argparse.Namespace) -> Any:
-    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
+def options_from_args(
+    options: type, args: argparse.Namespace, defaults: dict[str, Any] | None = None
+) -> Any:
+    """The options the flags set; a flag not given takes ``defaults``' value where it has one
+    (a model's own decoding), else the field's default."""
+    given = getattr(args, GIVEN, frozenset())
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(options)}
+    values.update({k: v for k, v in (defaults or {}).items() if k not in given})
+    return options(**values)
 
 
 def add_decoding_flags(parser: LazyFlagsParser) -> None:
@@ -100,7 +132,10 @@ def add_decoding_flags(parser: LazyFlagsParser) -> None:
     parser.add_later.append(add)
 
 
-def decoding_options(args: argparse.Namespace) -> DecodingOptions:
+def decoding_options(
+    args: argparse.Namespace, defaults: dict[str, Any] | None = None
+) -> DecodingOptions:
+    """The decoding flags; those not given take ``defaults`` (``VoxLM.decoding``) first."""
     from voxlm.decoding import DecodingOptions
 
-    return options_from_args(DecodingOptions, args)
+    return options_from_args(DecodingOptions, args, defaults)

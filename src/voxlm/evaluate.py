@@ -365,7 +365,7 @@ def evaluate(
     import torch
 
     evaluation = evaluation or EvaluationOptions(nonspeech_seconds=0.0)
-    options = replace(options or DecodingOptions(), batch_size=batch_size)
+    options = replace(options or DecodingOptions(**model.decoding), batch_size=batch_size)
     waves: list[np.ndarray | None] = []
     for u in utterances:
         try:

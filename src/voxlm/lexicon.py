@@ -16,6 +16,8 @@ from pathlib import Path
 
 from voxlm.text import normalize_text, split_words
 
+WORDFREQ_PREFIX = "wordfreq:"
+
 
 class Lexicon:
     """A sorted word list that answers "can this text still become listed words?"."""
@@ -37,6 +39,33 @@ class Lexicon:
         if not path.is_file():
             raise FileNotFoundError(f"lexicon file {path} does not exist")
         return cls(path.read_text(encoding="utf-8").split())
+
+    @classmethod
+    def from_wordfreq(cls, language: str, n_words: int) -> Lexicon:
+        """The ``n_words`` most frequent words of ``language`` by the ``wordfreq`` package,
+        most frequent first: an open-vocabulary list for letters-first decoding."""
+        try:
+            from wordfreq import top_n_list
+        except ImportError:
+            raise ValueError(
+                "a wordfreq lexicon needs the wordfreq package: pip install wordfreq"
+            ) from None
+        words = top_n_list(language, n_words)
+        if not words:
+            raise ValueError(f"wordfreq has no word list for language {language!r}")
+        return cls(words)
+
+    @classmethod
+    def load(cls, source: str | Path) -> Lexicon:
+        """A word-list file, or ``wordfreq:LANGUAGE:N`` (``from_wordfreq``)."""
+        if not str(source).startswith(WORDFREQ_PREFIX):
+            return cls.from_file(source)
+        language, _, n = str(source).removeprefix(WORDFREQ_PREFIX).partition(":")
+        if not language or not n.isdigit() or int(n) < 1:
+            raise ValueError(
+                f"expected {WORDFREQ_PREFIX}LANGUAGE:N (e.g. wordfreq:en:50000), got {source!r}"
+            )
+        return cls.from_wordfreq(language, int(n))
 
     def __len__(self) -> int:
         return len(self.words)

@@ -108,9 +108,10 @@ class VoxLM(nn.Module):
         if config.freeze_encoder:
             encoder.requires_grad_(False)
         self._prompts: dict[str, Prompt] = {}
-        # Raw word confidence -> probability of being right (voxlm.calibration); a saved
-        # model's calibration.json, applied by transcribe unless DecodingOptions.calibrate is off.
+        # A saved model's calibration.json (raw word confidence -> probability of being right;
+        # voxlm.calibration) and decoding.json (transcribe's default DecodingOptions fields).
         self.calibration: Calibration | None = None
+        self.decoding: dict[str, Any] = {}
 
     # ---- construction and saving ----------------------------------------------------------------
     @classmethod
@@ -143,16 +144,17 @@ class VoxLM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, config: ModelConfig | None = None) -> VoxLM:
-        """Load a saved model directory, a ``best.pt`` checkpoint, or build a named variant.
-
-        A variant name gives fresh projector/aligner weights over its pretrained backbones.
+        """Load a saved model directory, a ``best.pt`` checkpoint, or a named variant: its
+        trained parts where the package ships them (``voxlm.weights.model_path``),
+        else fresh projector/aligner weights over its pretrained backbones (as ``from_config``).
         A ``.pt`` file must hold ``model_state_dict`` (and ``config`` unless ``config`` is given).
         """
-        path = Path(name_or_path)
+        path = weights.model_path(name_or_path)
         if path.is_dir():
             config, state = weights.read_model_directory(path)
             model = cls.from_config(config, tokenizer_path=path)
             model.calibration = weights.read_calibration(path, state)
+            model.decoding = weights.read_decoding(path)
         elif path.suffix in (".pt", ".pth", ".bin"):
             config, state = weights.read_checkpoint_file(path, config)
             model = cls.from_config(config)
@@ -247,9 +249,8 @@ class VoxLM(nn.Module):
     def prompt(self, instruction: str | None = None) -> Prompt:
         instruction = self.config.instruction if instruction is None else instruction
         if instruction not in self._prompts:
-            self._prompts[instruction] = build_prompt(
-                self.tokenizer, instruction, self.config.prompt_format
-            )
+            prompt = build_prompt(self.tokenizer, instruction, self.config.prompt_format)
+            self._prompts[instruction] = prompt
         return self._prompts[instruction]
 
     def assemble(
@@ -372,8 +373,7 @@ class VoxLM(nn.Module):
     def _transcript_states(self, prefix: Prefix, tokens: list[list[int]]) -> torch.Tensor:
         """The LLM's last hidden states [B, X, E] at each row's transcript tokens, fed after the
         cached prefix; rows right-padded (a causal LM's real tokens never see the padding)."""
-        lengths = [len(t) for t in tokens]
-        width = max(max(lengths), 1)
+        width = max(1, *(len(t) for t in tokens))
         ids = torch.full((len(tokens), width), self.tokenizer.eos_token_id, device=self.device)
         mask = torch.zeros(len(tokens), width, dtype=torch.long, device=self.device)
         for i, row in enumerate(tokens):

@@ -36,7 +36,7 @@ def create_app(model: VoxLM, model_name: str, options: DecodingOptions | None = 
 
     app = FastAPI(title="VoxLM", description=__doc__)
     lock = threading.Lock()
-    options = options or DecodingOptions()
+    options = options or DecodingOptions(**model.decoding)
 
     def error(status: int, message: str, param: str | None = None) -> JSONResponse:
         body = {"error": {"message": message, "type": "invalid_request_error", "param": param}}

@@ -54,9 +54,10 @@ def transcribe(
     them; a list is decoded in batches. Audio longer than the encoder's window is cut at quiet
     points and the word times are offset back to the whole input. A model with a confidence
     calibration (``voxlm.calibration``) applies it to the words unless ``options.calibrate`` is
-    off.
+    off. Without ``options`` the model's own decoding (``model.decoding``, from a saved
+    model's decoding.json) fills in the defaults.
     """
-    options = options or DecodingOptions()
+    options = options or DecodingOptions(**model.decoding)
     single = not isinstance(audio, list)
     inputs = [audio] if single else audio
     with stage("audio decode"):

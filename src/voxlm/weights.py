@@ -5,7 +5,11 @@ A saved model is a directory: ``voxlm_config.json`` (the ``ModelConfig``), ``mod
 is not saved: it is rebuilt from its hub name or path on load, so a voxlm-9b directory holds
 the projector, aligner, CTC head and LoRA adapters, not 9 B weights. A randomly initialised
 backbone (voxlm-tiny) or one trained in full is saved, since nothing else could rebuild it.
-A calibrated model also holds ``calibration.json`` (``voxlm.calibration``).
+A calibrated model also holds ``calibration.json`` (``voxlm.calibration``), and a model whose
+benchmarks name a decoding holds it in ``decoding.json`` (``read_decoding``): transcribe's defaults.
+
+A model whose trained parts ship inside the package (``SHIPPED_DIR``) loads by its name alone;
+``ship`` writes such a directory from a saved model, its weights in float16.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -32,6 +36,8 @@ logger = logging.getLogger("voxlm")
 
 CONFIG_FILE = "voxlm_config.json"
 WEIGHTS_FILE = "model.safetensors"
+DECODING_FILE = "decoding.json"
+SHIPPED_DIR = Path(__file__).parent / "trained"  # package data: trained/<variant>/
 
 
 def is_saved(name: str, config: ModelConfig) -> bool:
@@ -103,6 +109,58 @@ def read_model_directory(path: Path) -> tuple[ModelConfig, dict[str, torch.Tenso
         raise ValueError(f"{path}: not a VoxLM model directory (no {CONFIG_FILE})")
     config = _build(ModelConfig, json.loads(config_file.read_text()), "model")
     return config, load_file(path / WEIGHTS_FILE)
+
+
+def model_path(name_or_path: str | Path) -> Path:
+    """``name_or_path`` as a path, unless no such path exists and a directory of that name ships
+    in ``SHIPPED_DIR``: then that one, so ``--model NAME`` loads the trained parts shipped."""
+    path, shipped = Path(name_or_path), SHIPPED_DIR / str(name_or_path)
+    return shipped if not path.exists() and (shipped / CONFIG_FILE).is_file() else path
+
+
+def read_decoding(path: Path) -> dict[str, Any]:
+    """The ``DecodingOptions`` fields a model directory's ``decoding.json`` sets ({} without
+    one). ``lexicon`` is a word-list file beside it or ``wordfreq:LANGUAGE:N``
+    (``voxlm.lexicon.Lexicon.load``)."""
+    from voxlm.decoding import DecodingOptions
+    from voxlm.lexicon import Lexicon
+
+    file = path / DECODING_FILE
+    if not file.is_file():
+        return {}
+    values = json.loads(file.read_text())
+    known = DecodingOptions.__dataclass_fields__
+    for name in values:
+        if name not in known or name == "ngram":
+            raise ValueError(f"{file}: {name!r} is not a decoding option that can be saved")
+    if "lexicon" in values:
+        source = values["lexicon"]
+        local = path / source
+        values["lexicon"] = Lexicon.load(local if local.is_file() else source)
+    DecodingOptions(**values)  # checks the values here, naming the file if one is wrong
+    return values
+
+
+def ship(model_dir: Path, name: str, decoding: dict[str, Any], root: Path | None = None) -> Path:
+    """Write ``root/name``: the saved model's config, its weights in float16 (the backbones'
+    own weights are float32 on load, and these are cast up to them) and ``decoding`` (a
+    lexicon file is copied in beside it); no tokenizer, since the LLM's own is rebuilt from
+    its name."""
+    root = root or SHIPPED_DIR
+    config, state = read_model_directory(model_dir)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    tmp = root / f"{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(_untie(half), tmp / WEIGHTS_FILE)
+    (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    if Path(str(decoding.get("lexicon", ""))).is_file():
+        shutil.copyfile(decoding["lexicon"], tmp / "lexicon.txt")
+        decoding = {**decoding, "lexicon": "lexicon.txt"}
+    (tmp / DECODING_FILE).write_text(json.dumps(decoding, indent=2) + "\n")
+    read_decoding(tmp)  # a wrong decoding fails here, not on a user's machine
+    replace_directory(tmp, root / name)
+    return root / name
 
 
 def fingerprint(state: dict[str, torch.Tensor]) -> str:
