@@ -200,14 +200,8 @@ class WhisperTimestamper:
         )
         n_frames = max(1, min(int(encoder_frames(len(audio))), out.cross_attentions[0].shape[-1]))
         rows = slice(len(self.prefix) - 1, len(ids) - 1)  # positions predicting text and EOS
-        weights = widen(
-            torch.stack(
-                [
-                    out.cross_attentions[layer][0, head, rows, :n_frames]
-                    for layer, head in self.heads
-                ]
-            )
-        )  # [heads, tokens + 1, frames]
+        maps = [out.cross_attentions[layer][0, head, rows, :n_frames] for layer, head in self.heads]
+        weights = widen(torch.stack(maps))  # [heads, tokens + 1, frames]
         std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
         weights = ((weights - mean) / std.clamp(min=1e-8)).cpu().numpy()
         matrix = median_filter(weights, self.median_filter_width).mean(0)  # [tokens + 1, frames]
@@ -280,8 +274,8 @@ class VoxLMTimestamper:
         features = model.encode(
             wave.to(model.device), torch.tensor([wave.shape[1]], device=model.device)
         )
+        n_frames = int(features.mask[0].sum())
         if self.letters:
-            n_frames = int(features.mask[0].sum())
             log_probs = widen(features.ctc_log_probs[0, :n_frames]).cpu().numpy()
             spans = word_seconds(log_probs, text)
             if len(spans) != len(words):
@@ -295,7 +289,6 @@ class VoxLMTimestamper:
         if min(token_word, default=-1) < 0:
             raise ValueError(f"cannot map the tokens of {text!r} to its {len(words)} words")
         log_attn = model.aligner_attention(features, [model.prompt()], [ids[:-1]])  # [[X, T]]
-        n_frames = int(features.mask[0].sum())
         spans = token_spans(
             widen(log_attn[0]).cpu().numpy(),
             n_frames,

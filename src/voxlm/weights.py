@@ -90,16 +90,23 @@ def save_pretrained(model: VoxLM, directory: str | Path) -> None:
     """Write config, saved weights (safetensors), tokenizer and any confidence calibration
     into ``directory`` atomically."""
     directory = Path(directory)
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     state = {k: v.detach().contiguous().cpu() for k, v in trained_state_dict(model).items()}
-    save_file(_untie(state), tmp / WEIGHTS_FILE)
-    (tmp / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2))
+    tmp = _staged(directory, model.config, state)
     model.tokenizer.save_pretrained(tmp)
     if model.calibration is not None:
         model.calibration.save(tmp)
     replace_directory(tmp, directory)
+
+
+def _staged(directory: Path, config: ModelConfig, state: dict[str, torch.Tensor]) -> Path:
+    """A fresh ``<directory>.tmp`` holding the config and ``state``, to finish and then swap in
+    with ``replace_directory``."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(_untie(state), tmp / WEIGHTS_FILE)
+    (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    return tmp
 
 
 def read_model_directory(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
@@ -137,7 +144,10 @@ def read_decoding(path: Path) -> dict[str, Any]:
         source = values["lexicon"]
         local = path / source
         values["lexicon"] = Lexicon.load(local if local.is_file() else source)
-    DecodingOptions(**values)  # checks the values here, naming the file if one is wrong
+    try:
+        DecodingOptions(**values)  # checks the values here, naming the file if one is wrong
+    except ValueError as error:
+        raise ValueError(f"{file}: {error}") from None
     return values
 
 
@@ -146,21 +156,17 @@ def ship(model_dir: Path, name: str, decoding: dict[str, Any], root: Path | None
     own weights are float32 on load, and these are cast up to them) and ``decoding`` (a
     lexicon file is copied in beside it); no tokenizer, since the LLM's own is rebuilt from
     its name."""
-    root = root or SHIPPED_DIR
+    directory = (root or SHIPPED_DIR) / name
     config, state = read_model_directory(model_dir)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    tmp = root / f"{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(_untie(half), tmp / WEIGHTS_FILE)
-    (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    tmp = _staged(directory, config, half)
     if Path(str(decoding.get("lexicon", ""))).is_file():
         shutil.copyfile(decoding["lexicon"], tmp / "lexicon.txt")
         decoding = {**decoding, "lexicon": "lexicon.txt"}
     (tmp / DECODING_FILE).write_text(json.dumps(decoding, indent=2) + "\n")
     read_decoding(tmp)  # a wrong decoding fails here, not on a user's machine
-    replace_directory(tmp, root / name)
-    return root / name
+    replace_directory(tmp, directory)
+    return directory
 
 
 def fingerprint(state: dict[str, torch.Tensor]) -> str:

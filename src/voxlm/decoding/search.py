@@ -203,7 +203,9 @@ class BeamSearch:
             ctc_scores = self.ctc.score(top.indices, self.eos).cpu()  # [B*K, C]
             heard = ctc_scores.isfinite().any(-1, keepdim=True)  # else the LLM decides alone
             step_scores = torch.where(
-                heard, (1 - self.w) * step_scores + self.w * widen(ctc_scores), step_scores
+                heard,
+                (1 - self.w) * step_scores + self.w * ctc_scores.to(step_scores.dtype),
+                step_scores,
             )
             ctc = torch.where(heard, ctc_scores, self.ctc_prefix[:, None])
         scores = (1 - self.w) * llm + self.w * ctc  # [B*K, C]
